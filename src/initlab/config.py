@@ -1,0 +1,32 @@
+"""Checks on a composed config, run before any heavy work: each failure is one line naming the key."""
+
+from omegaconf import DictConfig
+
+from initlab.errors import ConfigError, check_choice
+from initlab.inits import BIAS_RULES, INITS
+from initlab.model import ACTIVATIONS
+
+
+def _positive(key: str, value: object, integer: bool = False) -> None:
+    kind = int if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kind) or value <= 0:
+        raise ConfigError(f"{key}={value!r} must be a positive {'integer' if integer else 'number'}")
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise ConfigError for the first bad value in `cfg`."""
+    check_choice("init.name", cfg.init.name, INITS)
+    check_choice("init.bias", cfg.init.get("bias", "zero"), BIAS_RULES)
+    check_choice("act.name", cfg.act.name, ACTIVATIONS)
+    _positive("optimizer.lr", cfg.optimizer.lr)
+    _positive("data.batch_size", cfg.data.batch_size, integer=True)
+    _positive("data.eval_batch_size", cfg.data.eval_batch_size, integer=True)
+    if not isinstance(cfg.data.val_size, int) or cfg.data.val_size < 0:
+        raise ConfigError(f"data.val_size={cfg.data.val_size!r} must be an integer >= 0")
+    dims = cfg.model.hidden_dims
+    if not dims or any(isinstance(d, bool) or not isinstance(d, int) or d <= 0 for d in dims):
+        raise ConfigError(f"model.hidden_dims={list(dims) if dims else dims!r} must be a non-empty list of positive integers")
+    _positive("trainer.max_epochs", cfg.trainer.max_epochs, integer=True)
+    threads = cfg.get("num_threads", "auto")
+    if threads != "auto":
+        _positive("num_threads", threads, integer=True)

@@ -1,0 +1,145 @@
+"""MNIST held in memory as tensors; batches are index slices, not per-sample PIL work.
+
+Files are torchvision's layout, `<data_dir>/MNIST/raw/*-ubyte`. `prepare_data`
+downloads them with torchvision when absent; `setup` reads them with a small IDX
+reader (no torchvision import on the hot path) and splits off a seeded validation set.
+"""
+
+import logging
+from pathlib import Path
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+
+from initlab.errors import DataError
+
+log = logging.getLogger(__name__)
+
+FILES = {  # split -> (images, labels), as torchvision names them
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+IDX_MAGIC = {3: 2051, 1: 2049}  # ndim -> magic number (uint8 payload)
+
+
+def raw_dir(data_dir: str | Path) -> Path:
+    return Path(data_dir).expanduser() / "MNIST" / "raw"
+
+
+def read_idx(path: Path, ndim: int) -> np.ndarray:
+    """Read an uncompressed IDX file of uint8 with `ndim` dims, checking magic number and size."""
+    buf = path.read_bytes()
+    header = 4 * (1 + ndim)
+    if len(buf) < header or int.from_bytes(buf[:4], "big") != IDX_MAGIC[ndim]:
+        raise DataError(f"{path} is not an IDX file with {ndim} dims (bad magic number); delete it to re-download")
+    shape = tuple(int.from_bytes(buf[4 * i : 4 * i + 4], "big") for i in range(1, ndim + 1))
+    if len(buf) != header + int(np.prod(shape)):
+        raise DataError(f"{path} is truncated or corrupt: {len(buf)} bytes for shape {shape}; delete it to re-download")
+    return np.frombuffer(buf, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def load_split(data_dir: str | Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """-> (x [N, 784] float32 in [0, 1], y [N] int64)."""
+    images, labels = (raw_dir(data_dir) / name for name in FILES[split])
+    x = torch.from_numpy(read_idx(images, 3).reshape(-1, 28 * 28).astype(np.float32) / 255.0)
+    y = torch.from_numpy(read_idx(labels, 1).astype(np.int64))
+    if len(x) != len(y):
+        raise DataError(f"{images} has {len(x)} images but {labels} has {len(y)} labels")
+    return x, y
+
+
+def ensure_mnist(data_dir: str | Path, download: bool = True) -> None:
+    """Make sure the four raw files exist under data_dir, downloading with torchvision if allowed."""
+    root = Path(data_dir).expanduser()
+    if root.exists() and not root.is_dir():
+        raise DataError(f"data.data_dir={str(data_dir)!r} is a file, not a directory")
+    missing = [n for pair in FILES.values() for n in pair if not (raw_dir(root) / n).is_file()]
+    if not missing:
+        return
+    reason = "download=false"
+    if download:
+        try:
+            from torchvision.datasets import MNIST  # heavy import, only when downloading
+
+            for train in (True, False):
+                MNIST(str(root), train=train, download=True)
+            return
+        except Exception as e:  # no network, mirror down, disk full...
+            reason = f"download failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+    raise DataError(
+        f"MNIST not found in {raw_dir(root).resolve()} (missing {', '.join(missing)}) and {reason}; "
+        "point data.data_dir=... at a folder holding MNIST/raw/*-ubyte"
+    )
+
+
+class InMemoryBatches:
+    """An iterable of (x, y) batches sliced from tensors; reshuffled per epoch with a seeded generator.
+
+    With several processes (DDP) each rank takes every world_size-th sample of the same permutation.
+    """
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool = False,
+                 seed: int = 0, rank: int = 0, world_size: int = 1) -> None:  # fmt: skip
+        self.x, self.y, self.batch_size, self.shuffle = x, y, batch_size, shuffle
+        self.seed, self.rank, self.world_size, self.epoch = seed, rank, world_size, 0
+        self.n = len(range(rank, len(x), world_size))  # samples this rank sees
+
+    def __len__(self) -> int:
+        return -(-self.n // self.batch_size)  # ceil: the last partial batch is kept
+
+    def __iter__(self):
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+            order = torch.randperm(len(self.x), generator=g)[self.rank :: self.world_size]
+            self.epoch += 1
+        else:
+            order = torch.arange(self.rank, len(self.x), self.world_size)
+        order = order.to(self.x.device)
+        for i in range(0, self.n, self.batch_size):
+            idx = order[i : i + self.batch_size]  # [B]
+            yield self.x[idx], self.y[idx]  # [B, 784], [B]: one gather, no per-sample work
+
+
+class MNISTDataModule(pl.LightningDataModule):
+    def __init__(self, data_dir: str = "data", batch_size: int = 100, eval_batch_size: int = 1000,
+                 val_size: int = 5000, seed: int = 0, download: bool = True) -> None:  # fmt: skip
+        super().__init__()
+        self.data_dir, self.batch_size, self.eval_batch_size = data_dir, batch_size, eval_batch_size
+        self.val_size, self.seed, self.download = val_size, seed, download
+        self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def prepare_data(self) -> None:
+        ensure_mnist(self.data_dir, self.download)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        ensure_mnist(self.data_dir, download=False)
+        x, y = load_split(self.data_dir, "train")
+        if not 0 <= self.val_size < len(x):
+            raise DataError(f"data.val_size={self.val_size} must be in [0, {len(x)}) for {len(x)} training images")
+        if self.batch_size > len(x) - self.val_size:
+            raise DataError(f"data.batch_size={self.batch_size} is larger than the {len(x) - self.val_size} training images")
+        perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(self.seed))
+        val, train = perm[: self.val_size], perm[self.val_size :]
+        self.splits = {"train": (x[train], y[train]), "val": (x[val], y[val]), "test": load_split(self.data_dir, "test")}
+        log.info("MNIST from %s: %s", raw_dir(self.data_dir), {k: len(v[1]) for k, v in self.splits.items()})
+
+    def _loader(self, split: str, batch_size: int, shuffle: bool) -> InMemoryBatches:
+        x, y = self.splits[split]
+        trainer = self.trainer
+        if trainer is not None and trainer.strategy.root_device.type != "cpu":
+            x, y = x.to(trainer.strategy.root_device), y.to(trainer.strategy.root_device)  # once, not per step
+            self.splits[split] = (x, y)
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        return InMemoryBatches(x, y, batch_size, shuffle, self.seed, rank, world)
+
+    def train_dataloader(self) -> InMemoryBatches:
+        return self._loader("train", self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> InMemoryBatches:
+        return self._loader("val", self.eval_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> InMemoryBatches:
+        return self._loader("test", self.eval_batch_size, shuffle=False)

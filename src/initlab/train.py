@@ -1,0 +1,113 @@
+"""Train and test one model from the composed config; a Hydra multirun calls this once per job.
+
+    python train.py init=kaiming act=relu                              # one run -> outputs/<date>/<time>/
+    python train.py -m init=normal,lecun,xavier,kaiming act=tanh,relu  # grid -> outputs/multirun/<date>/<time>/<overrides>/
+    python train.py data.data_dir=../shared/data                       # use an existing MNIST copy (offline)
+    tensorboard --logdir outputs
+
+Each run dir gets metrics.json, TensorBoard events and checkpoints/{last,best}.ckpt.
+"""
+
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from initlab.config import validate
+from initlab.errors import InitLabError
+from initlab.results import hparams, run_choices, write_json_atomic
+
+log = logging.getLogger(__name__)
+CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")  # repo-root conf/ (editable install)
+
+
+def _threads(cfg: DictConfig) -> int:
+    """auto: the cores this process may use, shared among the launcher's parallel jobs."""
+    if cfg.num_threads != "auto":
+        return int(cfg.num_threads)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    n_jobs = OmegaConf.select(HydraConfig.get(), "launcher.n_jobs", default=None) or 1
+    n_jobs = cores if n_jobs < 0 else n_jobs  # joblib's -1 means one job per core
+    return max(1, cores // max(1, n_jobs))
+
+
+def build(cfg: DictConfig) -> tuple[Any, Any, Any]:
+    """-> (datamodule, LightningModule, Trainer), all from config; heavy imports happen here."""
+    import lightning.pytorch as pl
+    from hydra.utils import instantiate
+
+    from initlab.data import MNISTDataModule
+    from initlab.module import Classifier
+
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    dm = MNISTDataModule(**OmegaConf.to_container(cfg.data), seed=cfg.seed)
+    plain = {k: OmegaConf.to_container(cfg[k], resolve=True) for k in ("model", "init", "act", "optimizer", "scheduler")}
+    module = Classifier(**plain, log_every_n_steps=cfg.trainer.log_every_n_steps)
+    callbacks = [instantiate(c) for c in cfg.callbacks.values()]
+    loggers = [instantiate(c) for c in cfg.logger.values()]
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    return dm, module, trainer
+
+
+def fit_and_test(cfg: DictConfig, dm: Any, module: Any, trainer: Any) -> dict[str, Any]:
+    """Train (unless train=false), then evaluate the final weights on val and test."""
+    if cfg.train:
+        trainer.fit(module, datamodule=dm, ckpt_path=cfg.ckpt_path)
+    elif cfg.ckpt_path:
+        module = type(module).load_from_checkpoint(cfg.ckpt_path, weights_only=True)
+    val = trainer.validate(module, datamodule=dm, verbose=False)[0]
+    test = trainer.test(module, datamodule=dm, verbose=False)[0]
+    ckpt = trainer.checkpoint_callback
+    best = ckpt.best_model_score if ckpt is not None else None
+    train_loss = trainer.callback_metrics.get("train/loss")
+    return {
+        **{k: float(v) for k, v in {**val, **test}.items()},
+        "val/acc_best": float(best) if best is not None else float(val["val/acc"]),
+        "train/loss": float(train_loss) if train_loss is not None else None,
+        "steps": trainer.global_step,
+    }
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """One job: validate, build, fit, test; always leaves metrics.json with a status."""
+    start = time.perf_counter()
+    out = Path(HydraConfig.get().runtime.output_dir)
+    record: dict[str, Any] = {**run_choices(cfg, HydraConfig.get().runtime.choices), "status": "failed"}
+    try:
+        validate(cfg)
+        import torch
+
+        torch.set_num_threads(_threads(cfg))
+        dm, module, trainer = build(cfg)
+        record.update(fit_and_test(cfg, dm, module, trainer), status="ok")
+        for lg in trainer.loggers:
+            lg.log_hyperparams(hparams(cfg, record), {f"hp/{k.replace('/', '_')}": record[k] for k in ("test/acc", "val/acc")})
+    except Exception as e:
+        record["error"] = f"{type(e).__name__}: {e}"
+        raise
+    finally:
+        record["wall_time_s"] = round(time.perf_counter() - start, 3)
+        write_json_atomic(out / "metrics.json", record)
+    log.info("test/acc=%.4f val/acc=%.4f (%s) -> %s", record["test/acc"], record["val/acc"], cfg.init.name, out)
+    return record
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
+def main(cfg: DictConfig) -> float:
+    try:
+        return run(cfg)["val/acc"]  # what a sweeper (e.g. Optuna) maximises
+    except InitLabError as e:
+        if HydraConfig.get().mode.name == "RUN":  # one run: one line, no traceback
+            log.error("%s", e)
+            sys.exit(1)
+        raise  # in a sweep: recorded in metrics.json; the launcher carries on with the other jobs
+
+
+if __name__ == "__main__":
+    main()
