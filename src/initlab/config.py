@@ -25,7 +25,8 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"data.val_size={cfg.data.val_size!r} must be an integer >= 0")
     dims = cfg.model.hidden_dims
     if not dims or any(isinstance(d, bool) or not isinstance(d, int) or d <= 0 for d in dims):
-        raise ConfigError(f"model.hidden_dims={list(dims) if dims else dims!r} must be a non-empty list of positive integers")
+        shown = list(dims) if dims else dims
+        raise ConfigError(f"model.hidden_dims={shown!r} must be a non-empty list of positive integers")
     _positive("trainer.max_epochs", cfg.trainer.max_epochs, integer=True)
     threads = cfg.get("num_threads", "auto")
     if threads != "auto":

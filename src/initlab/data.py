@@ -120,10 +120,12 @@ class MNISTDataModule(pl.LightningDataModule):
         if not 0 <= self.val_size < len(x):
             raise DataError(f"data.val_size={self.val_size} must be in [0, {len(x)}) for {len(x)} training images")
         if self.batch_size > len(x) - self.val_size:
-            raise DataError(f"data.batch_size={self.batch_size} is larger than the {len(x) - self.val_size} training images")
+            n_train = len(x) - self.val_size
+            raise DataError(f"data.batch_size={self.batch_size} is larger than the {n_train} training images")
         perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(self.seed))
         val, train = perm[: self.val_size], perm[self.val_size :]
-        self.splits = {"train": (x[train], y[train]), "val": (x[val], y[val]), "test": load_split(self.data_dir, "test")}
+        test = load_split(self.data_dir, "test")
+        self.splits = {"train": (x[train], y[train]), "val": (x[val], y[val]), "test": test}
         log.info("MNIST from %s: %s", raw_dir(self.data_dir), {k: len(v[1]) for k, v in self.splits.items()})
 
     def _loader(self, split: str, batch_size: int, shuffle: bool) -> InMemoryBatches:

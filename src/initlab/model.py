@@ -1,5 +1,6 @@
 """The MLP whose initialisation we study: Linear -> act -> ... -> Linear (logits)."""
 
+import itertools
 from collections.abc import Sequence
 
 from torch import nn
@@ -36,7 +37,7 @@ class MLP(nn.Sequential):
     ) -> None:
         dims = [input_dim, *hidden_dims]
         layers: list[nn.Module] = []
-        for n_in, n_out in zip(dims[:-1], dims[1:]):
+        for n_in, n_out in itertools.pairwise(dims):
             layers += [nn.Linear(n_in, n_out), make_activation(act, **(act_kwargs or {}))]
         layers.append(nn.Linear(dims[-1], num_classes))  # logits; softmax lives in the loss
         super().__init__(*layers)

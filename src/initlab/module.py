@@ -10,6 +10,7 @@ import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
 
 from initlab.inits import apply_init
 from initlab.model import MLP
@@ -31,6 +32,13 @@ class Classifier(pl.LightningModule):
         self.net = MLP(act=act["name"], act_kwargs=act_kwargs, **model)
         apply_init(self.net, init["name"], init.get("bias", "zero"))
         self.log_every_n_steps = log_every_n_steps
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig) -> "Classifier":
+        """Build from a composed config, keeping only plain containers of the hparam groups."""
+        groups = ("model", "init", "act", "optimizer", "scheduler")
+        plain = {k: OmegaConf.to_container(cfg[k], resolve=True) for k in groups}
+        return cls(**plain, log_every_n_steps=cfg.trainer.log_every_n_steps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)  # [B, 784] -> [B, 10] logits
@@ -62,4 +70,5 @@ class Classifier(pl.LightningModule):
         if sched.get("scheduler") is None:
             return optimizer
         scheduler = instantiate(sched["scheduler"], _partial_=True)(optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": sched.get("interval", "epoch")}}
+        interval = sched.get("interval", "epoch")
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval, "name": "lr"}}

@@ -1,7 +1,7 @@
 """Train and test one model from the composed config; a Hydra multirun calls this once per job.
 
     python train.py init=kaiming act=relu                              # one run -> outputs/<date>/<time>/
-    python train.py -m init=normal,lecun,xavier,kaiming act=tanh,relu  # grid -> outputs/multirun/<date>/<time>/<overrides>/
+    python train.py -m init=normal,lecun,xavier,kaiming act=tanh,relu  # grid -> outputs/multirun/<date>/<time>/<job>/
     python train.py data.data_dir=../shared/data                       # use an existing MNIST copy (offline)
     tensorboard --logdir outputs
 
@@ -47,10 +47,13 @@ def build(cfg: DictConfig) -> tuple[Any, Any, Any]:
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     dm = MNISTDataModule(**OmegaConf.to_container(cfg.data), seed=cfg.seed)
-    plain = {k: OmegaConf.to_container(cfg[k], resolve=True) for k in ("model", "init", "act", "optimizer", "scheduler")}
-    module = Classifier(**plain, log_every_n_steps=cfg.trainer.log_every_n_steps)
-    callbacks = [instantiate(c) for c in cfg.callbacks.values()]
+    module = Classifier.from_config(cfg)
     loggers = [instantiate(c) for c in cfg.logger.values()]
+    callbacks = [instantiate(c) for c in cfg.callbacks.values()]
+    unwanted = (() if loggers else (pl.callbacks.LearningRateMonitor,)) + (  # it refuses to run without a logger
+        () if cfg.trainer.get("enable_progress_bar", True) else (pl.callbacks.ProgressBar,)
+    )
+    callbacks = [c for c in callbacks if not isinstance(c, unwanted)]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     return dm, module, trainer
 
@@ -87,7 +90,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         dm, module, trainer = build(cfg)
         record.update(fit_and_test(cfg, dm, module, trainer), status="ok")
         for lg in trainer.loggers:
-            lg.log_hyperparams(hparams(cfg, record), {f"hp/{k.replace('/', '_')}": record[k] for k in ("test/acc", "val/acc")})
+            final = {"hp/test_acc": record["test/acc"], "hp/val_acc": record["val/acc"]}  # real metrics, not hp_metric
+            lg.log_hyperparams(hparams(cfg, record), final)
     except Exception as e:
         record["error"] = f"{type(e).__name__}: {e}"
         raise

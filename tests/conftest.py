@@ -1,0 +1,86 @@
+"""Shared fixtures: a tiny MNIST in torchvision's IDX layout, and configs composed as the CLI would."""
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+from initlab.train import CONF_DIR
+
+ROOT = Path(__file__).resolve().parents[1]
+REAL_DATA = ROOT.parent / "shared" / "data"  # the real MNIST, where this machine has it
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    magic = {3: 2051, 1: 2049}[array.ndim]
+    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+def make_tiny_mnist(root: Path, n_train: int = 600, n_test: int = 200, seed: int = 0) -> Path:
+    """Learnable fake digits: class k lights up a 7x7 block at position k, plus noise."""
+    rng = np.random.default_rng(seed)
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        y = rng.integers(0, 10, n)
+        x = rng.integers(0, 60, (n, 28, 28))
+        for i, k in enumerate(y):
+            r, c = divmod(int(k), 4)
+            x[i, 7 * r : 7 * r + 7, 7 * c : 7 * c + 7] = 255
+        write_idx(raw / f"{prefix}-images-idx3-ubyte", x)
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte", y)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_mnist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_mnist(tmp_path_factory.mktemp("data"))
+
+
+FAST = [  # shrink the classic run to seconds on the tiny data
+    "data.val_size=100",
+    "data.eval_batch_size=100",
+    "trainer.max_epochs=2",
+    "trainer.val_check_interval=3",
+    "trainer.log_every_n_steps=2",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+    "num_threads=1",
+]
+
+
+@pytest.fixture
+def make_cfg(tiny_mnist: Path, tmp_path: Path) -> Callable[..., DictConfig]:
+    """compose(overrides) -> a config as `python train.py <overrides>` would see it, run dir in tmp_path."""
+
+    def _make(*overrides: str, fast: bool = True) -> DictConfig:
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(CONF_DIR, version_base="1.3"):
+            cfg = compose(
+                "train",
+                overrides=[f"data.data_dir={tiny_mnist}", *(FAST if fast else []), *overrides],
+                return_hydra_config=True,
+            )
+        with open_dict(cfg):
+            cfg.hydra.runtime.output_dir = str(tmp_path)
+            cfg.hydra.job.num = 0
+        HydraConfig.instance().set_config(cfg)
+        return cfg
+
+    yield _make
+    GlobalHydra.instance().clear()
+
+
+def run_cli(*args: str, cwd: Path = ROOT, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run `python train.py <args>` as a user would; returns the finished process (output captured)."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )

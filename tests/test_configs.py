@@ -1,0 +1,51 @@
+"""Every option of every config group composes, validates and builds (new YAML files are picked up)."""
+
+from pathlib import Path
+
+import pytest
+from hydra.utils import instantiate
+
+from initlab.config import validate
+from initlab.module import Classifier
+from initlab.train import CONF_DIR
+
+GROUPS = ["init", "act", "optimizer", "scheduler", "data", "model", "trainer", "logger", "callbacks"]
+CHOICES = [(g, p.stem) for g in GROUPS for p in sorted((Path(CONF_DIR) / g).glob("*.yaml"))]
+
+
+@pytest.mark.parametrize(("group", "choice"), CHOICES, ids=[f"{g}={c}" for g, c in CHOICES])
+def test_choice_composes_and_builds(make_cfg, group: str, choice: str) -> None:
+    cfg = make_cfg(f"{group}={choice}")
+    validate(cfg)
+    module = Classifier.from_config(cfg)
+    optim = module.configure_optimizers()
+    assert optim is not None
+    if group in ("logger", "callbacks"):
+        for node in cfg[group].values():
+            assert instantiate(node) is not None
+    if group == "trainer":
+        assert cfg.trainer.max_epochs >= 1 and "accelerator" in cfg.trainer
+
+
+def test_defaults_are_the_classic_experiment(make_cfg) -> None:
+    cfg = make_cfg(fast=False)
+    assert list(cfg.model.hidden_dims) == [100] and cfg.data.batch_size == 100
+    assert (cfg.optimizer.lr, cfg.optimizer.momentum, cfg.optimizer.nesterov) == (0.1, 0.9, True)
+    assert cfg.scheduler.scheduler.step_size == 1 and cfg.scheduler.scheduler.gamma == 0.96
+    assert cfg.scheduler.interval == "epoch" and cfg.trainer.max_epochs == 5
+    assert (cfg.init.name, cfg.act.name, cfg.seed) == ("kaiming", "relu", 0)
+    assert cfg.trainer.accelerator == "auto"
+
+
+def test_hparams_are_plain_values(make_cfg) -> None:
+    cfg = make_cfg("act=leaky_relu")
+    module = Classifier.from_config(cfg)
+    allowed = (str, int, float, bool, type(None), list, dict)
+
+    def check(v: object) -> None:
+        assert isinstance(v, allowed), type(v)
+        for item in v.values() if isinstance(v, dict) else v if isinstance(v, list) else []:
+            check(item)
+
+    check(dict(module.hparams))
+    assert module.net[1].negative_slope == 0.01

@@ -1,0 +1,21 @@
+"""Checks on the real MNIST (../shared/data here); skipped where it is absent."""
+
+import pytest
+
+from initlab.train import run
+from tests.conftest import REAL_DATA
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not (REAL_DATA / "MNIST" / "raw").is_dir(), reason=f"no real MNIST at {REAL_DATA}"),
+]
+
+
+def test_one_epoch_kaiming_relu_reaches_95_percent(make_cfg) -> None:
+    cfg = make_cfg(
+        f"data.data_dir={REAL_DATA}", "init=kaiming", "act=relu", "trainer.max_epochs=1",
+        "trainer.enable_progress_bar=false", "num_threads=1", fast=False,
+    )  # fmt: skip
+    metrics = run(cfg)
+    assert metrics["steps"] == 550  # 55k training images / batch 100
+    assert metrics["test/acc"] >= 0.95, metrics

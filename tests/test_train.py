@@ -1,0 +1,106 @@
+"""End to end: a short run writes metrics.json, TensorBoard events and checkpoints that reload."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from initlab.errors import ConfigError
+from initlab.module import Classifier
+from initlab.train import run
+from tests.conftest import FAST, run_cli
+
+
+def test_short_run_writes_results(make_cfg, tmp_path: Path) -> None:
+    cfg = make_cfg("init=xavier", "act=tanh", "seed=0")
+    record = run(cfg)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics == record
+    assert metrics["status"] == "ok" and 0.0 <= metrics["test/acc"] <= 1.0 and 0.0 <= metrics["val/acc"] <= 1.0
+    assert metrics["test/acc"] > 0.5  # the tiny digits are easy; chance is 0.1
+    assert {k: metrics[k] for k in ("init", "act", "optimizer", "scheduler", "seed")} == {
+        "init": "xavier", "act": "tanh", "optimizer": "sgd", "scheduler": "step", "seed": 0,
+    }  # fmt: skip
+    assert metrics["steps"] == 2 * 5  # 500 train images / batch 100, 2 epochs
+    assert list(tmp_path.glob("events.out.tfevents.*")), "TensorBoard events missing"
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file() and (tmp_path / "checkpoints" / "best.ckpt").is_file()
+
+
+def test_tensorboard_has_scalars_and_hparams(make_cfg, tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run(make_cfg())
+    acc = EventAccumulator(str(tmp_path)).Reload()
+    tags = set(acc.Tags()["scalars"])
+    assert {"train/loss", "train/acc", "val/loss", "val/acc", "test/acc", "lr", "hp/test_acc"} <= tags
+    assert "hp_metric" not in tags
+    plugins = acc.PluginTagToContent("hparams")
+    assert "_hparams_/session_start_info" in plugins
+
+
+def test_checkpoint_reloads_with_weights_only(make_cfg, tmp_path: Path) -> None:
+    run(make_cfg("act=leaky_relu", "init=lecun"))
+    ckpt = tmp_path / "checkpoints" / "last.ckpt"
+    torch.load(ckpt, weights_only=True)  # raises UnpicklingError if a callable was pickled
+    model = Classifier.load_from_checkpoint(ckpt, weights_only=True)
+    assert model.hparams.init["name"] == "lecun" and model.hparams.act["name"] == "leaky_relu"
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("optimizer.lr=-1", "optimizer.lr=-1"),
+        ("data.batch_size=0", "data.batch_size=0"),
+        ("model.hidden_dims=[]", "model.hidden_dims"),
+        ("trainer.max_epochs=0", "trainer.max_epochs=0"),
+        ("init.name=bogus", "init.name='bogus'"),
+    ],
+)
+def test_bad_values_fail_before_training(make_cfg, tmp_path: Path, override: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace(".", r"\.")):
+        run(make_cfg(override))
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["status"] == "failed" and "test/acc" not in metrics
+
+
+@pytest.mark.slow
+def test_cli_unknown_choice_lists_valid_ones(tmp_path: Path) -> None:
+    proc = run_cli("init=bogus", f"hydra.run.dir={tmp_path}/run")
+    assert proc.returncode != 0
+    assert "init/bogus" in proc.stderr and "kaiming" in proc.stderr and "xavier" in proc.stderr
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_cli_bad_value_is_one_line(tiny_mnist: Path, tmp_path: Path) -> None:
+    proc = run_cli(f"data.data_dir={tiny_mnist}", "optimizer.lr=-0.1", f"hydra.run.dir={tmp_path}/run")
+    assert proc.returncode == 1
+    errors = [line for line in proc.stderr.splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and "optimizer.lr=-0.1 must be a positive number" in errors[0]
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_cli_missing_data_is_one_line(tmp_path: Path) -> None:
+    proc = run_cli(f"data.data_dir={tmp_path}/empty", "data.download=false", f"hydra.run.dir={tmp_path}/run")
+    assert proc.returncode == 1
+    assert "MNIST not found in" in proc.stderr and "data.data_dir=" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_cli_multirun_2x2_writes_four_runs(tiny_mnist: Path, tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    proc = run_cli("-m", "init=lecun,kaiming", "act=tanh,relu", f"data.data_dir={tiny_mnist}", *FAST,
+                   f"hydra.sweep.dir={sweep}")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = [set(p.parent.name.split(",")) for p in sweep.glob("*/metrics.json")]  # dir = override_dirname
+    grid = {"act=relu", "act=tanh", "init=lecun", "init=kaiming"}
+    assert sorted(tuple(sorted(r & grid)) for r in runs) == [
+        ("act=relu", "init=kaiming"),
+        ("act=relu", "init=lecun"),
+        ("act=tanh", "init=kaiming"),
+        ("act=tanh", "init=lecun"),
+    ]
+    for p in sweep.glob("*/metrics.json"):
+        assert json.loads(p.read_text())["status"] == "ok"
