@@ -4,6 +4,7 @@ Only strings, numbers and lists go into `save_hyperparameters`, so checkpoints l
 with torch's `weights_only` unpickler; callables are rebuilt from names here.
 """
 
+import time
 from typing import Any
 
 import lightning.pytorch as pl
@@ -39,6 +40,9 @@ class Classifier(pl.LightningModule):
         groups = ("model", "init", "act", "optimizer", "scheduler")
         plain = {k: OmegaConf.to_container(cfg[k], resolve=True) for k in groups}
         return cls(**plain, log_every_n_steps=cfg.trainer.log_every_n_steps)
+
+    def on_train_start(self) -> None:
+        self.first_step_unix = time.time()  # start-up ends here: data loaded, loop about to run
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)  # [B, 784] -> [B, 10] logits

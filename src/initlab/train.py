@@ -19,6 +19,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+import initlab
 from initlab.config import validate
 from initlab.errors import InitLabError
 from initlab.results import hparams, run_choices, write_json_atomic
@@ -69,7 +70,10 @@ def fit_and_test(cfg: DictConfig, dm: Any, module: Any, trainer: Any) -> dict[st
     ckpt = trainer.checkpoint_callback
     best = ckpt.best_model_score if ckpt is not None else None
     train_loss = trainer.callback_metrics.get("train/loss")
+    first_step = getattr(module, "first_step_unix", None)
     return {
+        "first_step_unix": first_step,
+        "startup_s": round(first_step - initlab.IMPORTED_AT, 3) if first_step else None,
         **{k: float(v) for k, v in {**val, **test}.items()},
         "val/acc_best": float(best) if best is not None else float(val["val/acc"]),
         "train/loss": float(train_loss) if train_loss is not None else None,

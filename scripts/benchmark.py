@@ -1,0 +1,117 @@
+"""Time the project's default run against two plain-PyTorch references, interleaved, and check the goals.
+
+    python scripts/benchmark.py --data-dir ../shared/data              # single runs: tutorial, floor, project
+    python scripts/benchmark.py --data-dir ../shared/data --grid       # + the 12-job joblib grid
+    python scripts/benchmark.py --data-dir DIR --repeats 1 --smoke     # quick plumbing check (no goals)
+
+Procedures run in turn (A B C A B C ...) as whole processes, imports included; each time is a median.
+Goals (exit 1 if missed): project <= 1.3x floor with test acc >= 97 %; grid <= 0.1x twelve sequential
+tutorial runs and <= 1.2x perfect scaling (12 x project run / cores).
+"""
+
+import argparse
+import json
+import logging
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+log = logging.getLogger("benchmark")
+ROOT = Path(__file__).resolve().parents[1]
+GRID = ["init=normal,lecun,xavier,kaiming", "act=sigmoid,tanh,relu"]
+
+
+def timed(cmd: list[str]) -> tuple[float, str]:
+    """-> (wall seconds, stdout) of one whole process; raises if it fails."""
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if proc.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+    return wall, proc.stdout
+
+
+def reference(name: str, args: argparse.Namespace) -> dict:
+    script = str(ROOT / "scripts" / f"{name}.py")
+    wall, out = timed([sys.executable, script, "--data-dir", args.data_dir, "--iters", str(args.iters)])
+    return {"wall": wall, "acc": json.loads(out.strip().splitlines()[-1])["test_acc"]}
+
+
+def project(args: argparse.Namespace, run_dir: Path) -> dict:
+    launched = time.time()
+    cmd = [sys.executable, "train.py", f"data.data_dir={args.data_dir}", f"hydra.run.dir={run_dir}", *args.extra]
+    wall, _ = timed(cmd)
+    m = json.loads((run_dir / "metrics.json").read_text())
+    return {"wall": wall, "acc": m["test/acc"], "startup": m["first_step_unix"] - launched}
+
+
+def grid(args: argparse.Namespace, sweep: Path) -> dict:
+    cmd = [sys.executable, "train.py", "-m", *GRID, "hydra/launcher=joblib", f"data.data_dir={args.data_dir}"]
+    wall, _ = timed([*cmd, f"hydra.sweep.dir={sweep}", *args.extra])
+    accs = [json.loads(p.read_text())["test/acc"] for p in sweep.glob("*/metrics.json")]
+    if len(accs) != 12:
+        raise RuntimeError(f"grid wrote {len(accs)} metrics.json files, expected 12")
+    return {"wall": wall, "acc": min(accs)}
+
+
+def single_runs(args: argparse.Namespace, tmp: Path) -> dict[str, list[dict]]:
+    """A B C A B C ...: interleaved, so drift in machine load hits all three alike."""
+    runs: dict[str, list[dict]] = {"tutorial": [], "floor": [], "project": []}
+    for i in range(args.repeats):
+        for name in ("tutorial", "floor"):
+            runs[name].append(reference(name, args))
+        runs["project"].append(project(args, tmp / f"run{i}"))
+        log.info("round %d: %s", i + 1, {k: round(v[-1]["wall"], 2) for k, v in runs.items()})
+    return runs
+
+
+def report(runs: dict[str, list[dict]], g: dict | None, cores: int) -> dict[str, bool]:
+    """Log medians, ratios and accuracies; -> {goal: met}."""
+    med = {k: statistics.median(r["wall"] for r in v) for k, v in runs.items()}
+    acc = {k: statistics.median(r["acc"] for r in v) for k, v in runs.items()}
+    log.info("machine: %d cores, %s; medians of %d runs", cores, os.uname().machine, len(runs["project"]))
+    for k in runs:
+        log.info("%-9s %6.2f s   test acc %.4f", k, med[k], acc[k])
+    log.info(
+        "start-up (launch -> first training step): %.2f s", statistics.median(r["startup"] for r in runs["project"])
+    )
+    ratio = med["project"] / med["floor"]
+    log.info("project/floor %.2fx   project/tutorial %.2fx   floor/tutorial %.2fx",
+             ratio, med["project"] / med["tutorial"], med["floor"] / med["tutorial"])  # fmt: skip
+    goals = {"project <= 1.3x floor": ratio <= 1.3, "project test acc >= 0.97": acc["project"] >= 0.97}
+    if g is not None:
+        seq, perfect = 12 * med["tutorial"], 12 * med["project"] / cores
+        log.info("grid (12 jobs, joblib): %.2f s = %.3fx 12 sequential tutorials (%.1f s), %.2fx perfect scaling "
+                 "(%.1f s); worst test acc %.4f", g["wall"], g["wall"] / seq, seq, g["wall"] / perfect, perfect,
+                 g["acc"])  # fmt: skip
+        goals["grid <= 0.1x sequential tutorials"] = g["wall"] <= 0.1 * seq
+        goals["grid <= 1.2x perfect scaling"] = g["wall"] <= 1.2 * perfect
+    for goal, ok in goals.items():
+        log.info("%s %s", "PASS" if ok else "MISS", goal)
+    return goals
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--iters", type=int, default=3000, help="reference iterations (3000 = the classic run)")
+    p.add_argument("--grid", action="store_true", help="also time the 12-job grid with hydra/launcher=joblib")
+    p.add_argument("--smoke", action="store_true", help="report only; do not check the goals")
+    p.add_argument("extra", nargs="*", help="extra overrides for train.py, e.g. trainer.max_epochs=1")
+    args = p.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = single_runs(args, Path(tmp))
+        g = grid(args, Path(tmp) / "grid") if args.grid else None
+    goals = report(runs, g, cores)
+    return 0 if args.smoke or all(goals.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
