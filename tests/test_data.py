@@ -5,14 +5,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from initlab.data import InMemoryBatches, MNISTDataModule, ensure_mnist, load_split
+from initlab.data import InMemoryBatches, MNISTDataModule, ensure_mnist, load_split, to_unit
 from initlab.errors import DataError
 from tests.conftest import make_tiny_mnist
 
 
 def test_load_split_shapes_and_range(tiny_mnist: Path) -> None:
     x, y = load_split(tiny_mnist, "train")
-    assert x.shape == (600, 784) and x.dtype == torch.float32 and y.shape == (600,)
+    assert x.shape == (600, 784) and x.dtype == torch.uint8 and y.shape == (600,)
+    x = to_unit(x)
+    assert x.dtype == torch.float32
     assert x.min() >= 0.0 and x.max() == 1.0 and set(y.tolist()) <= set(range(10))
 
 
