@@ -6,7 +6,7 @@ python train.py data.data_dir=../shared/data   # offline: an existing MNIST copy
 tensorboard --logdir outputs
 """
 
-from initlab.train import cli
+from initlab.train import main
 
 if __name__ == "__main__":
-    cli()
+    main()

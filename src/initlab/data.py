@@ -5,6 +5,7 @@ downloads them with torchvision when absent; `setup` reads them with a small IDX
 reader (no torchvision import on the hot path) and splits off a seeded validation set.
 """
 
+import functools
 import logging
 from pathlib import Path
 
@@ -42,8 +43,17 @@ def read_idx(path: Path, ndim: int) -> np.ndarray:
 
 
 def load_split(data_dir: str | Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """-> (x [N, 784] uint8 pixels, y [N] int64); `to_unit` makes the pixels float32 in [0, 1]."""
-    images, labels = (raw_dir(data_dir) / name for name in FILES[split])
+    """-> (x [N, 784] uint8 pixels, y [N] int64); `to_unit` makes the pixels float32 in [0, 1].
+
+    Cached per process (keyed by the files' size and mtime): a sweep worker reads MNIST once, not per job.
+    """
+    images, labels = (raw_dir(data_dir).resolve() / name for name in FILES[split])
+    stamp = tuple((p.stat().st_size, p.stat().st_mtime_ns) for p in (images, labels) if p.exists())
+    return _load_split(images, labels, stamp)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_split(images: Path, labels: Path, stamp: tuple) -> tuple[torch.Tensor, torch.Tensor]:
     x = torch.from_numpy(read_idx(images, 3).reshape(-1, 28 * 28))
     y = torch.from_numpy(read_idx(labels, 1).astype(np.int64))
     if len(x) != len(y):

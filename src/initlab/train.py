@@ -8,6 +8,7 @@
 Each run dir gets metrics.json, TensorBoard events and checkpoints/{last,best}.ckpt.
 """
 
+import atexit
 import gc
 import logging
 import os
@@ -21,11 +22,13 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 import initlab
-from initlab.config import validate
 from initlab.errors import InitLabError
 from initlab.results import hparams, run_choices, write_json_atomic
 
 log = logging.getLogger(__name__)
+# At exit, skip the final cyclic-GC sweep over torch/Lightning's millions of objects (~1 s a process,
+# sweep workers included); objects are still freed and files closed as usual.
+atexit.register(gc.freeze)
 CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")  # repo-root conf/ (editable install)
 
 
@@ -88,8 +91,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     out = Path(HydraConfig.get().runtime.output_dir)
     record: dict[str, Any] = {**run_choices(cfg, HydraConfig.get().runtime.choices), "status": "failed"}
     try:
+        import torch  # heavy imports here, not at module level: a sweep's parent process never needs them
+
+        from initlab.config import validate
+
         validate(cfg)
-        import torch
 
         torch.set_num_threads(_threads(cfg))
         dm, module, trainer = build(cfg)
@@ -118,11 +124,5 @@ def main(cfg: DictConfig) -> float:
         raise  # in a sweep: recorded in metrics.json; the launcher carries on with the other jobs
 
 
-def cli() -> None:
-    """Console entry point: run main, then skip the exit-time GC pass (~1 s over torch/Lightning's objects)."""
-    main()
-    gc.freeze()  # objects still get freed and closed at exit; only the final cyclic-GC sweep is skipped
-
-
 if __name__ == "__main__":
-    cli()
+    main()
