@@ -33,6 +33,8 @@ class Classifier(pl.LightningModule):
         self.net = MLP(act=act["name"], act_kwargs=act_kwargs, **model)
         apply_init(self.net, init["name"], init.get("bias", "zero"))
         self.log_every_n_steps = log_every_n_steps
+        self.val_history: list[list[float]] = []  # [[step, val acc], ...]: how fast each init learns
+        self.diverged = False
 
     @classmethod
     def from_config(cls, cfg: DictConfig) -> "Classifier":
@@ -53,11 +55,23 @@ class Classifier(pl.LightningModule):
         loss = F.cross_entropy(logits, y)
         if stage == "train" and (self.global_step + 1) % self.log_every_n_steps:
             return loss  # log only on the steps the logger writes: self.log costs ~0.1 ms a call
-        acc = (logits.argmax(dim=1) == y).float().mean()
-        on_step = stage == "train"
-        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=not on_step, prog_bar=True, batch_size=len(y))
-        self.log(f"{stage}/acc", acc, on_step=on_step, on_epoch=not on_step, prog_bar=True, batch_size=len(y))
+        correct = (logits.argmax(dim=1) == y).sum()
+        if stage == "val":
+            self._val_counts += torch.stack([correct, correct.new_tensor(len(y))])
+        if stage == "train" and not torch.isfinite(loss):  # checked on logging steps only: a sync costs
+            self.diverged = self.trainer.should_stop = True  # stop; metrics.json says "diverged"
+        kw = {"on_step": stage == "train", "on_epoch": stage != "train", "sync_dist": stage != "train"}
+        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=len(y), **kw)
+        self.log(f"{stage}/acc", correct / len(y), prog_bar=True, batch_size=len(y), **kw)
         return loss
+
+    def on_validation_epoch_start(self) -> None:
+        self._val_counts = torch.zeros(2, dtype=torch.long, device=self.device)  # [correct, seen]
+
+    def on_validation_epoch_end(self) -> None:
+        counts = self.all_gather(self._val_counts).reshape(-1, 2).sum(0)  # all ranks' samples under DDP
+        if not self.trainer.sanity_checking:
+            self.val_history.append([self.global_step, (counts[0] / counts[1].clamp(min=1)).item()])
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         return self._shared_step(batch, "train")

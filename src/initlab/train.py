@@ -76,6 +76,8 @@ def fit_and_test(cfg: DictConfig, dm: Any, module: Any, trainer: Any) -> dict[st
     train_loss = trainer.callback_metrics.get("train/loss")
     first_step = getattr(module, "first_step_unix", None)
     return {
+        "status": "diverged" if module.diverged else "ok",
+        "val_history": module.val_history,
         "first_step_unix": first_step,
         "startup_s": round(first_step - initlab.IMPORTED_AT, 3) if first_step else None,
         **{k: float(v) for k, v in {**val, **test}.items()},
@@ -99,7 +101,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
         torch.set_num_threads(_threads(cfg))
         dm, module, trainer = build(cfg)
-        record.update(fit_and_test(cfg, dm, module, trainer), status="ok")
+        record.update(fit_and_test(cfg, dm, module, trainer))
         for lg in trainer.loggers:
             final = {"hp/test_acc": record["test/acc"], "hp/val_acc": record["val/acc"]}  # real metrics, not hp_metric
             lg.log_hyperparams(hparams(cfg, record), final)
@@ -117,11 +119,16 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 def main(cfg: DictConfig) -> float:
     try:
         return run(cfg)["val/acc"]  # what a sweeper (e.g. Optuna) maximises
-    except InitLabError as e:
-        if HydraConfig.get().mode.name == "RUN":  # one run: one line, no traceback
-            log.error("%s", e)
-            sys.exit(1)
-        raise  # in a sweep: recorded in metrics.json; the launcher carries on with the other jobs
+    except Exception as e:
+        if HydraConfig.get().mode.name == "RUN":
+            if isinstance(e, InitLabError):  # bad input: one line, no traceback
+                log.error("%s", e)
+                sys.exit(1)
+            raise
+        # In a sweep, one bad job must not stop the others: metrics.json says "failed" with the error, and the
+        # SweepSummary callback makes the sweep exit non-zero once every job has run.
+        log.error("job failed: %s", e, exc_info=not isinstance(e, InitLabError))
+        return float("nan")
 
 
 if __name__ == "__main__":

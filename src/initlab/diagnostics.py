@@ -1,0 +1,98 @@
+"""Per-layer diagnostics, the "why" behind a results table, logged to TensorBoard as `diag/...`.
+
+At step 0 (before the first update: where the init story is told) and every `every_n_steps` after,
+for each hidden layer i of the MLP on a fixed probe batch (the first training batch):
+  diag/layer{i}/preact_mean, preact_std   pre-activation z = W h + b
+  diag/layer{i}/act_mean, act_std         activation a = act(z)
+  diag/layer{i}/saturated_frac            tanh: |a| > 0.99; sigmoid: a < 0.01 or a > 0.99
+  diag/layer{i}/dead_frac                 relu: units that are 0 for the whole probe batch
+and for every Linear (layer{i}, then `out`): weight_std, weight_std_init (the init's theory) and grad_norm
+(the L2 norm of dLoss/dW on that step's batch). Histograms of weights and activations every
+`histogram_every_n_steps` (TensorBoard only). `every_n_steps: 0` switches it all off.
+"""
+
+import logging
+from collections.abc import Callable
+
+import lightning.pytorch as pl
+import torch
+from torch import nn
+
+from initlab.inits import theoretical_std
+
+log = logging.getLogger(__name__)
+SATURATED: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "tanh": lambda a: a.abs() > 0.99,
+    "sigmoid": lambda a: (a < 0.01) | (a > 0.99),
+}
+
+
+def linear_names(net: nn.Module) -> list[tuple[str, nn.Linear]]:
+    linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
+    return [(f"layer{i}" if i < len(linears) else "out", m) for i, m in enumerate(linears, start=1)]
+
+
+@torch.no_grad()
+def activation_stats(net: nn.Module, x: torch.Tensor, act: str) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
+    """Forward x [B, 784] through the hidden layers; -> (stats, activations by layer name)."""
+    names, values, acts = [], [], {}
+    h = x
+    for i, (linear, act_fn) in enumerate(net.hidden, start=1):
+        z = linear(h)  # [B, n_out] pre-activation
+        h = act_fn(z)  # [B, n_out]
+        acts[f"layer{i}"] = h
+        parts = {"preact_mean": z.mean(), "preact_std": z.std(), "act_mean": h.mean(), "act_std": h.std()}
+        if act in SATURATED:
+            parts["saturated_frac"] = SATURATED[act](h).float().mean()
+        if act == "relu":
+            parts["dead_frac"] = (h == 0).all(dim=0).float().mean()  # a unit dead for every sample
+        names += [f"layer{i}/{k}" for k in parts]
+        values += list(parts.values())
+    return dict(zip(names, torch.stack(values).tolist(), strict=True)), acts  # one sync, not one per stat
+
+
+@torch.no_grad()
+def weight_stats(net: nn.Module, init: str) -> dict[str, float]:
+    out = {}
+    for name, m in linear_names(net):
+        out[f"{name}/weight_std"] = m.weight.std().item()
+        out[f"{name}/weight_std_init"] = theoretical_std(init, m.in_features, m.out_features)
+    return out
+
+
+def grad_norms(net: nn.Module) -> dict[str, float]:
+    return {f"{n}/grad_norm": m.weight.grad.norm().item() for n, m in linear_names(net) if m.weight.grad is not None}
+
+
+class LayerDiagnostics(pl.Callback):
+    def __init__(self, every_n_steps: int = 100, histogram_every_n_steps: int = 500) -> None:
+        self.every, self.hist_every = every_n_steps, histogram_every_n_steps
+        self.probe: torch.Tensor | None = None
+
+    def _due(self, step: int, every: int) -> bool:
+        return every > 0 and step % every == 0
+
+    def _log(self, trainer: pl.Trainer, stats: dict[str, float]) -> None:
+        for lg in trainer.loggers:
+            lg.log_metrics({f"diag/{k}": v for k, v in stats.items()}, step=trainer.global_step)
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx: int) -> None:
+        step = trainer.global_step
+        if not self._due(step, self.every) or not hasattr(pl_module.net, "hidden"):
+            return
+        if self.probe is None:
+            self.probe = batch[0].detach().clone()  # fixed from here on, so curves compare like with like
+        hp = pl_module.hparams
+        stats, acts = activation_stats(pl_module.net, self.probe, hp.act["name"])
+        self._log(trainer, stats | weight_stats(pl_module.net, hp.init["name"]))
+        if self._due(step, self.hist_every):
+            for lg in trainer.loggers:
+                if isinstance(lg, pl.loggers.TensorBoardLogger):
+                    for name, m in linear_names(pl_module.net):
+                        lg.experiment.add_histogram(f"diag/{name}/weight", m.weight, step)
+                    for name, a in acts.items():
+                        lg.experiment.add_histogram(f"diag/{name}/activation", a, step)
+
+    def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer) -> None:
+        if self._due(trainer.global_step, self.every):
+            self._log(trainer, grad_norms(pl_module.net))

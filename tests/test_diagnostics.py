@@ -1,0 +1,52 @@
+"""Diagnostics numbers against hand computations on a fixed tiny network."""
+
+import math
+
+import pytest
+import torch
+
+from initlab.diagnostics import activation_stats, grad_norms, weight_stats
+from initlab.model import MLP
+
+X = torch.tensor([[1.0, 2.0], [3.0, 4.0]])  # [B=2, 2]
+
+
+def tiny(act: str) -> MLP:
+    net = MLP(hidden_dims=[2], act=act, input_dim=2, num_classes=2)
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor([[1.0, 0.0], [0.0, -1.0]]))  # z = [[1, -2], [3, -4]]
+        net[0].bias.zero_()
+    return net
+
+
+def test_relu_stats_by_hand() -> None:
+    stats, acts = activation_stats(tiny("relu"), X, "relu")
+    assert stats["layer1/preact_mean"] == pytest.approx(-0.5)
+    assert stats["layer1/preact_std"] == pytest.approx(math.sqrt(29 / 3))  # unbiased, as torch.std
+    assert stats["layer1/act_mean"] == pytest.approx(1.0)  # a = [[1, 0], [3, 0]]
+    assert stats["layer1/act_std"] == pytest.approx(math.sqrt(2))
+    assert stats["layer1/dead_frac"] == 0.5  # unit 2 is 0 for both samples
+    assert "layer1/saturated_frac" not in stats
+    assert torch.equal(acts["layer1"], torch.tensor([[1.0, 0.0], [3.0, 0.0]]))
+
+
+def test_tanh_and_sigmoid_saturation_by_hand() -> None:
+    stats, _ = activation_stats(tiny("tanh"), X, "tanh")
+    assert stats["layer1/saturated_frac"] == 0.5  # tanh(3), tanh(-4) beyond 0.99; tanh(1), tanh(-2) not
+    assert "layer1/dead_frac" not in stats
+    stats, _ = activation_stats(tiny("sigmoid"), X, "sigmoid")
+    assert stats["layer1/saturated_frac"] == 0.0  # sigmoid(-4) = 0.018, sigmoid(3) = 0.953: none beyond
+    assert stats["layer1/act_mean"] == pytest.approx(float(torch.sigmoid(torch.tensor([1.0, -2, 3, -4])).mean()))
+
+
+def test_weight_std_and_theory() -> None:
+    stats = weight_stats(tiny("relu"), "kaiming")
+    assert stats["layer1/weight_std"] == pytest.approx(math.sqrt(2 / 3))  # entries 1, 0, 0, -1
+    assert stats["layer1/weight_std_init"] == pytest.approx(1.0)  # sqrt(2 / fan_in), fan_in = 2
+    assert "out/weight_std" in stats
+
+
+def test_grad_norm_is_the_l2_norm() -> None:
+    net = tiny("relu")
+    net[0].weight.grad = torch.tensor([[3.0, 0.0], [0.0, 4.0]])
+    assert grad_norms(net) == {"layer1/grad_norm": 5.0}  # out layer has no grad yet: skipped
