@@ -69,7 +69,7 @@ def test_markdown_table_mean_std_best_and_failures(sweep: Path) -> None:
     assert "92.50 ± 0.71" in lines["normal"] and "9.80 ± 0.00 (diverged)" in lines["normal"]
     assert "**97.50 ± 0.71**" in lines["lecun"]  # the best cell, in bold
     assert "| 97.20 (failed) |" in lines["lecun"]  # relu: seed 0 ran, seed 1 failed
-    assert "failed: `act=relu,init=lecun,seed=1,data.data_dir=x`" in md
+    assert "failed: `init=lecun,act=relu,seed=1,data.data_dir=x`: no metrics.json" in md
 
 
 def test_png_heatmap_is_written(sweep: Path) -> None:
