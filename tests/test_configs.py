@@ -9,7 +9,19 @@ from initlab.config import validate
 from initlab.module import Classifier
 from initlab.train import CONF_DIR
 
-GROUPS = ["init", "act", "optimizer", "scheduler", "data", "model", "trainer", "logger", "callbacks"]
+GROUPS = [
+    "init",
+    "act",
+    "optimizer",
+    "scheduler",
+    "data",
+    "model",
+    "trainer",
+    "logger",
+    "callbacks",
+    "combo",
+    "experiment",
+]
 CHOICES = [(g, p.stem) for g in GROUPS for p in sorted((Path(CONF_DIR) / g).glob("*.yaml"))]
 
 
@@ -25,6 +37,20 @@ def test_choice_composes_and_builds(make_cfg, group: str, choice: str) -> None:
             assert instantiate(node) is not None
     if group == "trainer":
         assert cfg.trainer.max_epochs >= 1 and "accelerator" in cfg.trainer
+
+
+def test_combo_sets_init_and_act(make_cfg) -> None:
+    cfg = make_cfg("combo=xavier_relu")
+    assert (cfg.init.name, cfg.act.name) == ("xavier", "relu")
+
+
+def test_experiments_are_sweeps_that_say_how_to_run_them(make_cfg) -> None:
+    for path in sorted((Path(CONF_DIR) / "experiment").glob("*.yaml")):
+        text = path.read_text()
+        assert f"python train.py experiment={path.stem}" in text and "Should show" in text, path
+        cfg = make_cfg(f"experiment={path.stem}")
+        assert cfg.hydra.mode.name == "MULTIRUN" and cfg.hydra.sweeper.params, path
+    assert len(make_cfg("experiment=deep").model.hidden_dims) >= 8
 
 
 def test_defaults_are_the_classic_experiment(make_cfg) -> None:

@@ -35,6 +35,9 @@ def test_tensorboard_has_scalars_and_hparams(make_cfg, tmp_path: Path) -> None:
     tags = set(acc.Tags()["scalars"])
     assert {"train/loss", "train/acc", "val/loss", "val/acc", "test/acc", "lr", "hp/test_acc"} <= tags
     assert "hp_metric" not in tags
+    diag = {"diag/layer1/act_std", "diag/layer1/dead_frac", "diag/layer1/weight_std", "diag/layer1/grad_norm"}
+    assert diag <= tags and acc.Scalars("diag/layer1/grad_norm")[0].step == 0  # the init's story, before any update
+    assert "diag/layer1/weight" in acc.Tags()["histograms"]
     plugins = acc.PluginTagToContent("hparams")
     assert "_hparams_/session_start_info" in plugins
 
@@ -45,6 +48,13 @@ def test_checkpoint_reloads_with_weights_only(make_cfg, tmp_path: Path) -> None:
     torch.load(ckpt, weights_only=True)  # raises UnpicklingError if a callable was pickled
     model = Classifier.load_from_checkpoint(ckpt, weights_only=True)
     assert model.hparams.init["name"] == "lecun" and model.hparams.act["name"] == "leaky_relu"
+
+
+def test_divergence_stops_early_and_is_recorded(make_cfg, tmp_path: Path) -> None:
+    record = run(make_cfg("optimizer.lr=1e6", "init=normal", "trainer.max_epochs=5"))
+    assert record["status"] == "diverged" and record["steps"] < 25
+    metrics = json.loads((tmp_path / "metrics.json").read_text())  # strict JSON: NaN became null
+    assert metrics["status"] == "diverged" and metrics["train/loss"] is None
 
 
 @pytest.mark.parametrize(
@@ -89,6 +99,18 @@ def test_cli_missing_data_is_one_line(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_cli_sweep_survives_a_failed_job(tiny_mnist: Path, tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    proc = run_cli("-m", "optimizer.lr=0.1,-1", f"data.data_dir={tiny_mnist}", *FAST, f"hydra.sweep.dir={sweep}")
+    assert proc.returncode == 1  # the sweep says something failed...
+    status = {p.parent.name: json.loads(p.read_text())["status"] for p in sweep.glob("*/metrics.json")}
+    assert sorted(status.values()) == ["failed", "ok"]  # ...but the good job still ran
+    assert "1 of 2 jobs failed" in proc.stderr
+    summary = (sweep / "summary.md").read_text()
+    assert "failed" in summary and "optimizer.lr=-1 must be a positive number" in summary
+
+
+@pytest.mark.slow
 def test_cli_multirun_2x2_writes_four_runs(tiny_mnist: Path, tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     proc = run_cli("-m", "init=lecun,kaiming", "act=tanh,relu", f"data.data_dir={tiny_mnist}", *FAST,
@@ -104,3 +126,5 @@ def test_cli_multirun_2x2_writes_four_runs(tiny_mnist: Path, tmp_path: Path) -> 
     ]
     for p in sweep.glob("*/metrics.json"):
         assert json.loads(p.read_text())["status"] == "ok"
+    assert len((sweep / "summary.csv").read_text().splitlines()) == 5  # header + 4 jobs
+    assert (sweep / "summary.md").is_file() and (sweep / "summary.png").is_file()

@@ -105,6 +105,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         for lg in trainer.loggers:
             final = {"hp/test_acc": record["test/acc"], "hp/val_acc": record["val/acc"]}  # real metrics, not hp_metric
             lg.log_hyperparams(hparams(cfg, record), final)
+            lg.finalize("success")  # flush: the event writer otherwise holds these until it is garbage-collected
     except Exception as e:
         record["error"] = f"{type(e).__name__}: {e}"
         raise
