@@ -59,9 +59,9 @@ FAST = [  # shrink the classic run to seconds on the tiny data
 
 @pytest.fixture
 def make_cfg(tiny_mnist: Path, tmp_path: Path) -> Callable[..., DictConfig]:
-    """compose(overrides) -> a config as `python train.py <overrides>` would see it, run dir in tmp_path."""
+    """compose(overrides) -> a config as `python train.py <overrides>` would see it, run dir `out` or tmp_path."""
 
-    def _make(*overrides: str, fast: bool = True) -> DictConfig:
+    def _make(*overrides: str, fast: bool = True, out: Path | None = None) -> DictConfig:
         GlobalHydra.instance().clear()
         with initialize_config_dir(CONF_DIR, version_base="1.3"):
             cfg = compose(
@@ -70,7 +70,7 @@ def make_cfg(tiny_mnist: Path, tmp_path: Path) -> Callable[..., DictConfig]:
                 return_hydra_config=True,
             )
         with open_dict(cfg):
-            cfg.hydra.runtime.output_dir = str(tmp_path)
+            cfg.hydra.runtime.output_dir = str(out or tmp_path)
             cfg.hydra.job.num = 0
         HydraConfig.instance().set_config(cfg)
         return cfg

@@ -29,10 +29,27 @@ def test_batches_reshuffle_each_epoch_and_cover_everything() -> None:
     x, y = torch.arange(10.0).unsqueeze(1), torch.arange(10)
     loader = InMemoryBatches(x, y, batch_size=4, shuffle=True, seed=0)
     assert len(loader) == 3
-    e1, e2 = (torch.cat([b[1] for b in loader]) for _ in range(2))
+    e1 = torch.cat([b[1] for b in loader])
+    loader.sampler.set_epoch(1)  # as Lightning does before each epoch
+    e2 = torch.cat([b[1] for b in loader])
     assert sorted(e1.tolist()) == list(range(10)) and not torch.equal(e1, e2)
     again = InMemoryBatches(x, y, batch_size=4, shuffle=True, seed=0)
     assert torch.equal(torch.cat([b[1] for b in again]), e1)  # same seed, same order
+
+
+def test_state_dict_resumes_mid_epoch() -> None:
+    x, y = torch.arange(10.0).unsqueeze(1), torch.arange(10)
+    full = InMemoryBatches(x, y, batch_size=3, shuffle=True, seed=5)
+    full.set_epoch(2)
+    batches = [b[1] for b in full]
+    it = iter(full)
+    next(it), next(it)
+    state = full.state_dict()
+    resumed = InMemoryBatches(x, y, batch_size=3, shuffle=True, seed=5)
+    resumed.load_state_dict(state)
+    assert state == {"epoch": 2, "served": 2}
+    assert [b[1].tolist() for b in resumed] == [b.tolist() for b in batches[2:]]
+    assert len([*resumed]) == 4  # the next epoch is whole again
 
 
 def test_ranks_split_the_data() -> None:

@@ -1,5 +1,7 @@
 """Checks on a composed config, run before any heavy work: each failure is one line naming the key."""
 
+from pathlib import Path
+
 from omegaconf import DictConfig
 
 from initlab.errors import ConfigError, check_choice
@@ -28,6 +30,10 @@ def validate(cfg: DictConfig) -> None:
         shown = list(dims) if dims else dims
         raise ConfigError(f"model.hidden_dims={shown!r} must be a non-empty list of positive integers")
     _positive("trainer.max_epochs", cfg.trainer.max_epochs, integer=True)
+    if not cfg.train and not cfg.ckpt_path:
+        raise ConfigError("train=false needs ckpt_path=PATH/TO/model.ckpt: the model to evaluate")
+    if cfg.ckpt_path and cfg.ckpt_path not in ("last", "hpc") and not Path(cfg.ckpt_path).is_file():
+        raise ConfigError(f"ckpt_path={cfg.ckpt_path!r} is not a file (use a .ckpt path, or ckpt_path=last to resume)")
     threads = cfg.get("num_threads", "auto")
     if threads != "auto":
         _positive("num_threads", threads, integer=True)

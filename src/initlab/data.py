@@ -90,16 +90,34 @@ def ensure_mnist(data_dir: str | Path, download: bool = True) -> None:
 
 
 class InMemoryBatches:
-    """An iterable of (x, y) batches sliced from tensors; reshuffled per epoch with a seeded generator.
+    """An iterable of (x, y) batches sliced from tensors, shuffled per epoch by a generator seeded with (seed, epoch).
 
-    With several processes (DDP) each rank takes every world_size-th sample of the same permutation.
+    Lightning calls `sampler.set_epoch(epoch)` before each epoch, and saves `state_dict()` in checkpoints,
+    so a resumed run sees exactly the batches an uninterrupted one would. Under DDP each rank takes every
+    world_size-th sample of the same permutation.
     """
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool = False,
                  seed: int = 0, rank: int = 0, world_size: int = 1) -> None:  # fmt: skip
         self.x, self.y, self.batch_size, self.shuffle = x, y, batch_size, shuffle
-        self.seed, self.rank, self.world_size, self.epoch = seed, rank, world_size, 0
+        self.seed, self.rank, self.world_size = seed, rank, world_size
         self.n = len(range(rank, len(x), world_size))  # samples this rank sees
+        self.epoch, self.served, self.skip = 0, 0, 0
+
+    batch_sampler = None  # with `sampler`, what Lightning inspects on a DataLoader-like object
+
+    @property
+    def sampler(self) -> "InMemoryBatches":
+        return self  # where Lightning looks for set_epoch
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "served": self.served}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.epoch, self.skip = state["epoch"], state["served"]  # resume mid-epoch where the checkpoint was
 
     def __len__(self) -> int:
         return -(-self.n // self.batch_size)  # ceil: the last partial batch is kept
@@ -108,12 +126,13 @@ class InMemoryBatches:
         if self.shuffle:
             g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
             order = torch.randperm(len(self.x), generator=g)[self.rank :: self.world_size]
-            self.epoch += 1
         else:
             order = torch.arange(self.rank, len(self.x), self.world_size)
         order = order.to(self.x.device)
-        for i in range(0, self.n, self.batch_size):
+        start, self.skip = self.skip * self.batch_size, 0
+        for i in range(start, self.n, self.batch_size):
             idx = order[i : i + self.batch_size]  # [B]
+            self.served = i // self.batch_size + 1
             # [B, 784], [B]: one gather, no per-sample work; index_select is ~2x faster than x[idx] here
             yield self.x.index_select(0, idx), self.y.index_select(0, idx)
 
@@ -122,6 +141,7 @@ class MNISTDataModule(pl.LightningDataModule):
     def __init__(self, data_dir: str = "data", batch_size: int = 100, eval_batch_size: int = 1000,
                  val_size: int = 5000, seed: int = 0, download: bool = True) -> None:  # fmt: skip
         super().__init__()
+        self.save_hyperparameters()  # in checkpoints: evaluation rebuilds the same validation split
         self.data_dir, self.batch_size, self.eval_batch_size = data_dir, batch_size, eval_batch_size
         self.val_size, self.seed, self.download = val_size, seed, download
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}

@@ -22,7 +22,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 import initlab
-from initlab.errors import InitLabError
+from initlab.errors import ConfigError, InitLabError
 from initlab.results import hparams, run_choices, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,11 @@ def build(cfg: DictConfig) -> tuple[Any, Any, Any]:
         () if cfg.trainer.get("enable_progress_bar", True) else (pl.callbacks.ProgressBar,)
     )
     callbacks = [c for c in callbacks if not isinstance(c, unwanted)]
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    try:
+        trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    except Exception as e:  # e.g. trainer=gpu on a machine without one: Lightning says which accelerators exist
+        cause = str(e.__cause__ or e).strip().splitlines()[0]
+        raise ConfigError(f"trainer.accelerator={cfg.trainer.accelerator!r} cannot run here: {cause}") from e
     return dm, module, trainer
 
 
@@ -67,8 +71,16 @@ def fit_and_test(cfg: DictConfig, dm: Any, module: Any, trainer: Any) -> dict[st
     """Train (unless train=false), then evaluate the final weights on val and test."""
     if cfg.train:
         trainer.fit(module, datamodule=dm, ckpt_path=cfg.ckpt_path)
-    elif cfg.ckpt_path:
-        module = type(module).load_from_checkpoint(cfg.ckpt_path, weights_only=True)
+        if trainer.checkpoint_callback is not None:  # last.ckpt = the final weights, not the last validation's
+            trainer.save_checkpoint(Path(trainer.checkpoint_callback.dirpath) / "last.ckpt")
+    else:  # evaluate a saved model, on the same validation split it was trained beside
+        import torch
+
+        module = type(module).load_from_checkpoint(cfg.ckpt_path, weights_only=True, map_location="cpu")
+        saved = torch.load(cfg.ckpt_path, weights_only=True, map_location="cpu")
+        dm.seed, dm.val_size = (
+            saved.get("datamodule_hyper_parameters", {}).get(k, getattr(dm, k)) for k in ("seed", "val_size")
+        )
     val = trainer.validate(module, datamodule=dm, verbose=False)[0]
     test = trainer.test(module, datamodule=dm, verbose=False)[0]
     ckpt = trainer.checkpoint_callback
@@ -77,6 +89,8 @@ def fit_and_test(cfg: DictConfig, dm: Any, module: Any, trainer: Any) -> dict[st
     first_step = getattr(module, "first_step_unix", None)
     return {
         "status": "diverged" if module.diverged else "ok",
+        "init": module.hparams.init["name"],  # from the model itself: with train=false, the checkpoint's
+        "act": module.hparams.act["name"],
         "val_history": module.val_history,
         "first_step_unix": first_step,
         "startup_s": round(first_step - initlab.IMPORTED_AT, 3) if first_step else None,
@@ -92,6 +106,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     start = time.perf_counter()
     out = Path(HydraConfig.get().runtime.output_dir)
     record: dict[str, Any] = {**run_choices(cfg, HydraConfig.get().runtime.choices), "status": "failed"}
+    trainer = None
     try:
         import torch  # heavy imports here, not at module level: a sweep's parent process never needs them
 
@@ -111,7 +126,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         raise
     finally:
         record["wall_time_s"] = round(time.perf_counter() - start, 3)
-        write_json_atomic(out / "metrics.json", record)
+        if trainer is None or trainer.is_global_zero:  # under DDP one process writes the record
+            write_json_atomic(out / "metrics.json", record)
     log.info("test/acc=%.4f val/acc=%.4f (%s) -> %s", record["test/acc"], record["val/acc"], cfg.init.name, out)
     return record
 

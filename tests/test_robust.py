@@ -1,0 +1,104 @@
+"""Resume, reproducibility, evaluation of a checkpoint, and bad input: each fails in one clear line."""
+
+import json
+import shutil
+from pathlib import Path
+
+import lightning.pytorch as pl
+import pytest
+import torch
+
+from initlab.train import run
+from tests.conftest import make_tiny_mnist, run_cli
+
+SAME = ("test/acc", "test/loss", "val/acc", "val/loss", "steps")
+
+
+class CrashAt(pl.Callback):
+    """Kills training at a given step, as a node failure or Ctrl-C would: no checkpoint is written on the way out."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(self, trainer: pl.Trainer, *args: object) -> None:
+        if trainer.global_step == self.step:
+            raise RuntimeError(f"killed at step {self.step}")
+
+
+def test_killed_run_resumes_to_the_same_metrics(make_cfg, tmp_path: Path) -> None:
+    whole = run(make_cfg(out=tmp_path / "whole"))  # 2 epochs x 5 steps, validation (and last.ckpt) every 3 steps
+    crash = ["+callbacks.crash._target_=tests.test_robust.CrashAt", "+callbacks.crash.step=7"]
+    with pytest.raises(RuntimeError, match="killed at step 7"):
+        run(make_cfg(*crash, out=tmp_path / "killed"))
+    last = tmp_path / "killed" / "checkpoints" / "last.ckpt"  # written at a validation
+    step = torch.load(last, weights_only=True)["global_step"]
+    assert 0 < step < 7 and step % 5 != 0  # mid-epoch: the resumed loader must skip what was already served
+    resumed = run(make_cfg(f"ckpt_path={last}", out=tmp_path / "resumed"))
+    assert {k: resumed[k] for k in SAME} == {k: whole[k] for k in SAME}
+
+
+def test_same_seed_same_metrics_other_seed_other_metrics(make_cfg, tmp_path: Path) -> None:
+    a, b = (run(make_cfg("seed=3", out=tmp_path / name)) for name in ("a", "b"))
+    c = run(make_cfg("seed=4", out=tmp_path / "c"))
+    assert {k: a[k] for k in SAME} == {k: b[k] for k in SAME}
+    assert a["test/loss"] != c["test/loss"]
+    zero = run(make_cfg("seed=0", out=tmp_path / "zero"))
+    assert zero["test/loss"] != a["test/loss"] and zero["seed"] == 0  # 0 seeds too: it is not "no seed"
+
+
+def test_evaluating_a_checkpoint_writes_its_own_metrics(make_cfg, tmp_path: Path) -> None:
+    trained = run(make_cfg("init=lecun", "act=tanh", "seed=2", out=tmp_path / "train"))
+    ckpt = tmp_path / "train" / "checkpoints" / "last.ckpt"
+    evaluated = run(make_cfg("train=false", f"ckpt_path={ckpt}", out=tmp_path / "eval"))  # config says kaiming/relu
+    assert (evaluated["init"], evaluated["act"]) == ("lecun", "tanh")  # the checkpoint's own choices
+    assert evaluated["test/acc"] == trained["test/acc"] and evaluated["val/acc"] == trained["val/acc"]
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["test/acc"] == trained["test/acc"]
+
+
+def corrupt(tmp: Path, how: str) -> Path:
+    root = make_tiny_mnist(tmp / how)
+    f = root / "MNIST" / "raw" / "train-labels-idx1-ubyte"
+    data = f.read_bytes()
+    f.write_bytes(b"\0\0\0\0" + data[4:] if how == "magic" else data[: len(data) // 2])
+    return root
+
+
+BAD = {  # name: (overrides, what the one line must say); "{data}" = the tiny data set, "{tmp}" = a temp dir
+    "unknown choice": (["init=bogus"], "init/bogus"),
+    "misspelt key": (["optimizer.lrr=0.1"], "Key 'lrr' is not in struct"),
+    "zero lr": (["optimizer.lr=0"], "optimizer.lr=0 must be a positive number"),
+    "negative lr": (["optimizer.lr=-0.5"], "optimizer.lr=-0.5 must be a positive number"),
+    "batch size 0": (["data.batch_size=0"], "data.batch_size=0 must be a positive integer"),
+    "batch larger than data": (["data.batch_size=1000", "data.val_size=100"], "data.batch_size=1000 is larger than"),
+    "empty hidden_dims": (["model.hidden_dims=[]"], "model.hidden_dims=[] must be a non-empty list"),
+    "negative hidden dim": (["model.hidden_dims=[10,-3]"], "model.hidden_dims=[10, -3] must be"),
+    "max_epochs 0": (["trainer.max_epochs=0"], "trainer.max_epochs=0 must be a positive integer"),
+    "bad magic number": (["data.data_dir={tmp}/magic"], "train-labels-idx1-ubyte is not an IDX file"),
+    "truncated file": (["data.data_dir={tmp}/truncate"], "train-labels-idx1-ubyte is truncated or corrupt"),
+    "data dir is a file": (["data.data_dir={tmp}/file"], "is a file, not a directory"),
+    "missing data": (["data.data_dir={tmp}/none", "data.download=false"], "MNIST not found in"),
+    "output dir not writable": (["hydra.run.dir={tmp}/file/run"], "hydra.run.dir="),
+    "gpu without a gpu": (["trainer=gpu"], "trainer.accelerator='gpu' cannot run here"),
+    "eval without checkpoint": (["train=false"], "train=false needs ckpt_path="),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_input_fails_in_one_clear_line(case: str, tiny_mnist: Path, tmp_path: Path) -> None:
+    overrides, message = BAD[case]
+    for how in ("magic", "truncate"):
+        corrupt(tmp_path, how)
+    (tmp_path / "file").write_text("not a directory")
+    run_dir = tmp_path / "run"
+    args = [o.format(data=tiny_mnist, tmp=tmp_path) for o in overrides]
+    proc = run_cli(f"data.data_dir={tiny_mnist}", "data.val_size=100", f"hydra.run.dir={run_dir}", *args)
+    assert proc.returncode != 0
+    assert message in proc.stderr, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if "ERROR" in line or "][HYDRA]" in line]
+    assert len(errors) <= 1  # ours: one line; Hydra's own (unknown choice, misspelt key) list the options
+    metrics = run_dir / "metrics.json"  # nothing that looks like a result
+    assert not metrics.exists() or "test/acc" not in json.loads(metrics.read_text())
+    assert not (run_dir / "checkpoints").exists()
+    shutil.rmtree(tmp_path, ignore_errors=True)
