@@ -133,7 +133,8 @@ def to_markdown(jobs: list[dict[str, Any]], title: str) -> str:
     n_seeds = len({j["choices"].get("seed") for j in jobs})
     lines = [f"# {title}", "", f"Test accuracy (%) — {len(jobs)} jobs"
              + (f", mean ± std over {n_seeds} seeds" if n_seeds > 1 else "") + "; best in bold.", ""]  # fmt: skip
-    lines += [f"| {row_key} \\ {col_key or ''} | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    corner = f"{row_key} \\ {col_key}" if col_key else row_key
+    lines += [f"| {corner} | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for r in rows:
         texts = [cells.get((r, c), (None, "–")) for c in cols]
         lines.append(f"| {r} | " + " | ".join(f"**{t}**" if m == best else t for m, t in texts) + " |")

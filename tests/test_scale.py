@@ -1,0 +1,35 @@
+"""Scaling out on existing engines: a sweep through submitit, and Lightning DDP on CPU (gloo)."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from initlab.train import run
+from tests.conftest import FAST, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def test_submitit_local_sweep(tiny_mnist: Path, tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    proc = run_cli("-m", "act=tanh,relu", "hydra/launcher=submitit_local", f"data.data_dir={tiny_mnist}", *FAST,
+                   f"hydra.sweep.dir={sweep}")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    status = [json.loads(p.read_text())["status"] for p in sweep.glob("*/metrics.json")]
+    assert status == ["ok", "ok"]
+    assert (sweep / ".submitit").is_dir() and (sweep / "summary.csv").is_file()
+
+
+def test_ddp_on_cpu_gathers_metrics_from_both_processes(make_cfg, tiny_mnist: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ddp"
+    half_trained = ["init=normal", "optimizer.lr=0.001", "trainer.max_steps=2"]  # accuracy well below 100 %
+    proc = run_cli("trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", f"data.data_dir={tiny_mnist}",
+                   *FAST, "data.eval_batch_size=30", *half_trained, f"hydra.run.dir={out}")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ddp = json.loads((out / "metrics.json").read_text())
+    assert ddp["status"] == "ok" and 0.05 < ddp["test/acc"] < 0.95
+    # the same checkpoint evaluated by one process: every test image counted once, as DDP must have done
+    single = run(make_cfg("train=false", f"ckpt_path={out / 'checkpoints' / 'last.ckpt'}", out=tmp_path / "eval"))
+    assert single["test/acc"] == pytest.approx(ddp["test/acc"], abs=1e-6)
+    assert single["val/acc"] == pytest.approx(ddp["val/acc"], abs=1e-6)
