@@ -36,8 +36,8 @@ def timed(cmd: list[str]) -> tuple[float, str]:
 
 
 def reference(name: str, args: argparse.Namespace) -> dict:
-    script = str(ROOT / "scripts" / f"{name}.py")
-    wall, out = timed([sys.executable, script, "--data-dir", args.data_dir, "--iters", str(args.iters)])
+    script = str(ROOT / "scripts" / "references.py")
+    wall, out = timed([sys.executable, script, name, "--data-dir", args.data_dir, "--iters", str(args.iters)])
     return {"wall": wall, "acc": json.loads(out.strip().splitlines()[-1])["test_acc"]}
 
 
@@ -79,9 +79,13 @@ def report(runs: dict[str, list[dict]], g: dict | None, cores: int) -> dict[str,
     log.info(
         "start-up (launch -> first training step): %.2f s", statistics.median(r["startup"] for r in runs["project"])
     )
-    ratio = med["project"] / med["floor"]
-    log.info("project/floor %.2fx   project/tutorial %.2fx   floor/tutorial %.2fx",
-             ratio, med["project"] / med["tutorial"], med["floor"] / med["tutorial"])  # fmt: skip
+
+    def paired(a: str, b: str) -> float:  # median of per-round ratios: each pair ran back to back
+        return statistics.median(x["wall"] / y["wall"] for x, y in zip(runs[a], runs[b], strict=True))
+
+    ratio = paired("project", "floor")
+    log.info("project/floor %.2fx   project/tutorial %.2fx   floor/tutorial %.2fx  (medians of per-round ratios)",
+             ratio, paired("project", "tutorial"), paired("floor", "tutorial"))  # fmt: skip
     goals = {"project <= 1.3x floor": ratio <= 1.3, "project test acc >= 0.97": acc["project"] >= 0.97}
     if g is not None:
         seq, perfect = 12 * med["tutorial"], 12 * med["project"] / cores

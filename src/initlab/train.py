@@ -128,7 +128,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         record["wall_time_s"] = round(time.perf_counter() - start, 3)
         if trainer is None or trainer.is_global_zero:  # under DDP one process writes the record
             write_json_atomic(out / "metrics.json", record)
-    log.info("test/acc=%.4f val/acc=%.4f (%s) -> %s", record["test/acc"], record["val/acc"], cfg.init.name, out)
+    log.info("%s/%s %s: test/acc=%.4f val/acc=%.4f -> %s", record["init"], record["act"], record["status"],
+             record["test/acc"], record["val/acc"], out)  # fmt: skip
     return record
 
 
