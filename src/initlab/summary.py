@@ -19,6 +19,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from initlab.heatmap import Grid, to_png
 from initlab.results import load_job, write_atomic
 
 log = logging.getLogger(__name__)
@@ -113,9 +114,7 @@ def to_csv(jobs: list[dict[str, Any]]) -> str:
     return out.getvalue()
 
 
-def _grid(
-    jobs: list[dict[str, Any]],
-) -> tuple[str, str, list[str], list[str], dict[tuple[str, str], tuple[float, str]]]:
+def _grid(jobs: list[dict[str, Any]]) -> Grid:
     """The table as (row key, col key, rows, cols, {(row, col): (mean %, text)}); absent cells are missing."""
     row_key, col_key, rows, cols, cells = table(jobs)
     out = {}
@@ -143,38 +142,6 @@ def to_markdown(jobs: list[dict[str, Any]], title: str) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def to_png(jobs: list[dict[str, Any]], path: Path, title: str) -> None:
-    """A heatmap of the same table: colour = mean test accuracy, numbers in the cells, a colour bar."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    row_key, col_key, rows, cols, cells = _grid(jobs)
-    values = np.array([[cells.get((r, c), (np.nan, ""))[0] for c in cols] for r in rows])
-    fig, ax = plt.subplots(figsize=(1.6 + 1.5 * len(cols), 1.2 + 0.55 * len(rows)), constrained_layout=True)
-    image = ax.imshow(np.ma.masked_invalid(values), cmap="viridis", aspect="auto")
-    lo, hi = (
-        np.nanmin(values) if np.isfinite(values).any() else 0,
-        np.nanmax(values) if np.isfinite(values).any() else 1,
-    )
-    for (i, r), (k, c) in ((a, b) for a in enumerate(rows) for b in enumerate(cols)):
-        mean, text = cells.get((r, c), (np.nan, "–"))
-        light = mean == mean and mean < lo + 0.5 * (hi - lo)  # white text on the dark end of viridis
-        ax.text(k, i, text.replace(" ± ", "\n± "), ha="center", va="center", fontsize=8, color="w" if light else "k")
-    ax.set_xticks(range(len(cols)), cols)
-    ax.set_yticks(range(len(rows)), rows)
-    ax.set_xlabel(col_key)
-    ax.set_ylabel(row_key)
-    ax.set_title(title, fontsize=9)
-    fig.colorbar(image, ax=ax, label="test accuracy (%)")
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120)
-    plt.close(fig)
-    write_atomic(path, buf.getvalue())
-
-
 def write_summary(sweep_dir: str | Path) -> list[dict[str, Any]]:
     """Write summary.csv, summary.md and summary.png into sweep_dir; -> the job records."""
     sweep_dir = Path(sweep_dir)
@@ -184,7 +151,7 @@ def write_summary(sweep_dir: str | Path) -> list[dict[str, Any]]:
     title = f"{sweep_dir.parent.name}/{sweep_dir.name}"
     write_atomic(sweep_dir / "summary.csv", to_csv(jobs))
     write_atomic(sweep_dir / "summary.md", to_markdown(jobs, title))
-    to_png(jobs, sweep_dir / "summary.png", title)
+    to_png(_grid(jobs), sweep_dir / "summary.png", title)
     log.info("sweep summary (%d jobs) -> %s/summary.{csv,md,png}", len(jobs), sweep_dir)
     return jobs
 
