@@ -64,6 +64,7 @@ def test_divergence_stops_early_and_is_recorded(make_cfg, tmp_path: Path) -> Non
         ("data.batch_size=0", "data.batch_size=0"),
         ("model.hidden_dims=[]", "model.hidden_dims"),
         ("trainer.max_epochs=0", "trainer.max_epochs=0"),
+        ("data.val_size=0", "data.val_size=0 must be a positive integer"),
         ("init.name=bogus", "init.name='bogus'"),
     ],
 )

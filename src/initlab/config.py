@@ -23,8 +23,7 @@ def validate(cfg: DictConfig) -> None:
     _positive("optimizer.lr", cfg.optimizer.lr)
     _positive("data.batch_size", cfg.data.batch_size, integer=True)
     _positive("data.eval_batch_size", cfg.data.eval_batch_size, integer=True)
-    if not isinstance(cfg.data.val_size, int) or cfg.data.val_size < 0:
-        raise ConfigError(f"data.val_size={cfg.data.val_size!r} must be an integer >= 0")
+    _positive("data.val_size", cfg.data.val_size, integer=True)  # the validation hold-out: val/acc needs one
     dims = cfg.model.hidden_dims
     if not dims or any(isinstance(d, bool) or not isinstance(d, int) or d <= 0 for d in dims):
         shown = list(dims) if dims else dims

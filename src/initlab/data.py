@@ -154,8 +154,8 @@ class MNISTDataModule(pl.LightningDataModule):
             return
         ensure_mnist(self.data_dir, download=False)
         x, y = load_split(self.data_dir, "train")
-        if not 0 <= self.val_size < len(x):
-            raise DataError(f"data.val_size={self.val_size} must be in [0, {len(x)}) for {len(x)} training images")
+        if not 0 < self.val_size < len(x):
+            raise DataError(f"data.val_size={self.val_size} must be in [1, {len(x)}) for {len(x)} training images")
         if self.batch_size > len(x) - self.val_size:
             n_train = len(x) - self.val_size
             raise DataError(f"data.batch_size={self.batch_size} is larger than the {n_train} training images")
