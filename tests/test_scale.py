@@ -21,6 +21,20 @@ def test_submitit_local_sweep(tiny_mnist: Path, tmp_path: Path) -> None:
     assert (sweep / ".submitit").is_dir() and (sweep / "summary.csv").is_file()
 
 
+def test_joblib_sweep_runs_jobs_in_parallel_workers(tiny_mnist: Path, tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    proc = run_cli("-m", "init=lecun,kaiming", "hydra/launcher=joblib", f"data.data_dir={tiny_mnist}", *FAST,
+                   f"hydra.sweep.dir={sweep}")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert [json.loads(p.read_text())["status"] for p in sweep.glob("*/metrics.json")] == ["ok", "ok"]
+    assert "Joblib.Parallel" in proc.stderr and (sweep / "summary.md").is_file()
+
+
+def test_slurm_preset_composes(make_cfg) -> None:
+    launcher = make_cfg("hydra/launcher=slurm").hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher") and launcher.timeout_min > 0 and launcher.cpus_per_task >= 1
+
+
 def test_ddp_on_cpu_gathers_metrics_from_both_processes(make_cfg, tiny_mnist: Path, tmp_path: Path) -> None:
     out = tmp_path / "ddp"
     half_trained = ["init=normal", "optimizer.lr=0.001", "trainer.max_steps=2"]  # accuracy well below 100 %
