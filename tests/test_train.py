@@ -19,6 +19,7 @@ def test_short_run_writes_results(make_cfg, tmp_path: Path) -> None:
     assert metrics == record
     assert metrics["status"] == "ok" and 0.0 <= metrics["test/acc"] <= 1.0 and 0.0 <= metrics["val/acc"] <= 1.0
     assert metrics["test/acc"] > 0.5  # the tiny digits are easy; chance is 0.1
+    assert metrics["train/loss"] > 0 and metrics["val/acc_best"] >= metrics["val/acc"] - 1e-6
     assert {k: metrics[k] for k in ("init", "act", "optimizer", "scheduler", "seed")} == {
         "init": "xavier", "act": "tanh", "optimizer": "sgd", "scheduler": "step", "seed": 0,
     }  # fmt: skip

@@ -69,8 +69,10 @@ def build(cfg: DictConfig) -> tuple[Any, Any, Any]:
 
 def fit_and_test(cfg: DictConfig, dm: Any, module: Any, trainer: Any) -> dict[str, Any]:
     """Train (unless train=false), then evaluate the final weights on val and test."""
+    train_loss = None
     if cfg.train:
         trainer.fit(module, datamodule=dm, ckpt_path=cfg.ckpt_path)
+        train_loss = trainer.callback_metrics.get("train/loss")  # read now: validate/test below reset it
         if trainer.checkpoint_callback is not None:  # last.ckpt = the final weights, not the last validation's
             trainer.save_checkpoint(Path(trainer.checkpoint_callback.dirpath) / "last.ckpt")
     else:  # evaluate a saved model, on the same validation split it was trained beside
@@ -85,7 +87,6 @@ def fit_and_test(cfg: DictConfig, dm: Any, module: Any, trainer: Any) -> dict[st
     test = trainer.test(module, datamodule=dm, verbose=False)[0]
     ckpt = trainer.checkpoint_callback
     best = ckpt.best_model_score if ckpt is not None else None
-    train_loss = trainer.callback_metrics.get("train/loss")
     first_step = getattr(module, "first_step_unix", None)
     return {
         "status": "diverged" if module.diverged else "ok",
@@ -95,7 +96,7 @@ def fit_and_test(cfg: DictConfig, dm: Any, module: Any, trainer: Any) -> dict[st
         "first_step_unix": first_step,
         "startup_s": round(first_step - initlab.IMPORTED_AT, 3) if first_step else None,
         **{k: float(v) for k, v in {**val, **test}.items()},
-        "val/acc_best": float(best) if best is not None else float(val["val/acc"]),
+        "val/acc_best": max(float(val["val/acc"]), float(best) if best is not None else 0.0),  # final val counts
         "train/loss": float(train_loss) if train_loss is not None else None,
         "steps": trainer.global_step,
     }
