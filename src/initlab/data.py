@@ -48,7 +48,8 @@ def load_split(data_dir: str | Path, split: str) -> tuple[torch.Tensor, torch.Te
     Cached per process (keyed by the files' size and mtime): a sweep worker reads MNIST once, not per job.
     """
     images, labels = (raw_dir(data_dir).resolve() / name for name in FILES[split])
-    stamp = tuple((p.stat().st_size, p.stat().st_mtime_ns) for p in (images, labels) if p.exists())
+    stats = [p.stat() for p in (images, labels) if p.exists()]
+    stamp = tuple((s.st_size, s.st_mtime_ns) for s in stats)
     return _load_split(images, labels, stamp)
 
 

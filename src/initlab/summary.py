@@ -85,7 +85,7 @@ def table(jobs: list[dict[str, Any]]) -> tuple[str, str, list[str], list[str], d
         row = ", ".join(
             str(j["choices"].get(k)) if i == 0 else f"{k}={j['choices'].get(k)}" for i, k in enumerate(row_keys)
         )
-        cells[row, str(j["choices"].get(col_key, "test acc")) if col_key else "test acc"].append(j)
+        cells[row, str(j["choices"].get(col_key)) if col_key else "test acc"].append(j)
     rows, cols = list(dict.fromkeys(r for r, _ in cells)), list(dict.fromkeys(c for _, c in cells))
     return ", ".join(row_keys), col_key, rows, cols, cells
 
@@ -126,8 +126,8 @@ def _grid(jobs: list[dict[str, Any]]) -> Grid:
     return row_key, col_key, rows, cols, out
 
 
-def to_markdown(jobs: list[dict[str, Any]], title: str) -> str:
-    row_key, col_key, rows, cols, cells = _grid(jobs)
+def to_markdown(jobs: list[dict[str, Any]], grid: Grid, title: str) -> str:
+    row_key, col_key, rows, cols, cells = grid
     best = max((v[0] for v in cells.values() if v[0] == v[0]), default=None)  # v == v: not NaN
     n_seeds = len({j["choices"].get("seed") for j in jobs})
     lines = [f"# {title}", "", f"Test accuracy (%) — {len(jobs)} jobs"
@@ -150,8 +150,9 @@ def write_summary(sweep_dir: str | Path) -> list[dict[str, Any]]:
         raise FileNotFoundError(f"no job dirs (with .hydra/ or metrics.json) under {sweep_dir}")
     title = f"{sweep_dir.parent.name}/{sweep_dir.name}"
     write_atomic(sweep_dir / "summary.csv", to_csv(jobs))
-    write_atomic(sweep_dir / "summary.md", to_markdown(jobs, title))
-    to_png(_grid(jobs), sweep_dir / "summary.png", title)
+    grid = _grid(jobs)
+    write_atomic(sweep_dir / "summary.md", to_markdown(jobs, grid, title))
+    to_png(grid, sweep_dir / "summary.png", title)
     log.info("sweep summary (%d jobs) -> %s/summary.{csv,md,png}", len(jobs), sweep_dir)
     return jobs
 
@@ -174,11 +175,11 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m initlab.summary SWEEP_DIR", file=sys.stderr)
         return 2
     try:
-        jobs = write_summary(args[0])
+        write_summary(args[0])
     except FileNotFoundError as e:
         log.error("%s", e)
         return 1
-    print(to_markdown(jobs, args[0]))
+    print((Path(args[0]) / "summary.md").read_text(), end="")
     return 0
 
 

@@ -55,10 +55,12 @@ def build(cfg: DictConfig) -> tuple[Any, Any, Any]:
     module = Classifier.from_config(cfg)
     loggers = [instantiate(c) for c in cfg.logger.values()]
     callbacks = [instantiate(c) for c in cfg.callbacks.values()]
-    unwanted = (() if loggers else (pl.callbacks.LearningRateMonitor,)) + (  # it refuses to run without a logger
-        () if cfg.trainer.get("enable_progress_bar", True) else (pl.callbacks.ProgressBar,)
-    )
-    callbacks = [c for c in callbacks if not isinstance(c, unwanted)]
+    unwanted: list[type] = []
+    if not loggers:
+        unwanted.append(pl.callbacks.LearningRateMonitor)  # it refuses to run without a logger
+    if not cfg.trainer.get("enable_progress_bar", True):
+        unwanted.append(pl.callbacks.ProgressBar)  # Lightning refuses a bar it was told not to show
+    callbacks = [c for c in callbacks if not isinstance(c, tuple(unwanted))]
     try:
         trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     except Exception as e:  # e.g. trainer=gpu on a machine without one: Lightning says which accelerators exist
@@ -78,8 +80,9 @@ def fit_and_test(cfg: DictConfig, dm: Any, module: Any, trainer: Any) -> dict[st
     else:  # evaluate a saved model, on the same validation split it was trained beside
         import torch
 
-        module = type(module).load_from_checkpoint(cfg.ckpt_path, weights_only=True, map_location="cpu")
-        saved = torch.load(cfg.ckpt_path, weights_only=True, map_location="cpu")
+        saved = torch.load(cfg.ckpt_path, weights_only=True, map_location="cpu")  # read once: model and data split
+        module = type(module)(**saved["hyper_parameters"])
+        module.load_state_dict(saved["state_dict"])
         dm.seed, dm.val_size = (
             saved.get("datamodule_hyper_parameters", {}).get(k, getattr(dm, k)) for k in ("seed", "val_size")
         )
