@@ -2,6 +2,7 @@
 
     python scripts/references.py tutorial --data-dir ../shared/data
     python scripts/references.py floor --data-dir ../shared/data
+    python scripts/references.py floor --data-dir ../shared/data --device cuda   # on a GPU
 
 Both run the classic procedure: MLP 784-100-10 (kaiming init, zero biases), SGD 0.1/0.9 Nesterov, StepLR(1, 0.96)
 per epoch, batch 100, 3000 iterations, test accuracy on the 10k test set every 500 iterations. They differ in
@@ -9,6 +10,8 @@ the data path, which is the point:
   tutorial  as tutorials write it: torchvision MNIST + ToTensor(), DataLoader(shuffle=True), per-sample work;
   floor     the data set as one in-memory tensor, batches by index slicing: what this machine does with no
             framework at all.
+With --device cuda the model runs on the GPU; the tutorial copies each batch to it (`x.to(device)`), as
+tutorials do, while the floor keeps the whole data set there.
 Each prints one JSON line: {"procedure", "test_acc", "iters"}.
 """
 
@@ -23,7 +26,7 @@ from torchvision import datasets, transforms
 Batches = Callable[[], Iterator[tuple[torch.Tensor, torch.Tensor]]]
 
 
-def tutorial_data(data_dir: str) -> tuple[Batches, Callable[[nn.Module], float]]:
+def tutorial_data(data_dir: str, device: torch.device) -> tuple[Batches, Callable[[nn.Module], float]]:
     tf = transforms.ToTensor()
     train = datasets.MNIST(data_dir, train=True, transform=tf, download=False)
     test = datasets.MNIST(data_dir, train=False, transform=tf, download=False)
@@ -31,20 +34,20 @@ def tutorial_data(data_dir: str) -> tuple[Batches, Callable[[nn.Module], float]]
     test_loader = torch.utils.data.DataLoader(test, batch_size=100)
 
     def accuracy(model: nn.Module) -> float:
-        correct = sum((model(x.flatten(1)).argmax(1) == y).sum().item() for x, y in test_loader)
+        correct = sum((model(x.flatten(1).to(device)).argmax(1) == y.to(device)).sum().item() for x, y in test_loader)
         return correct / len(test)
 
-    return lambda: ((x.flatten(1), y) for x, y in train_loader), accuracy
+    return lambda: ((x.flatten(1).to(device), y.to(device)) for x, y in train_loader), accuracy
 
 
-def floor_data(data_dir: str) -> tuple[Batches, Callable[[nn.Module], float]]:
+def floor_data(data_dir: str, device: torch.device) -> tuple[Batches, Callable[[nn.Module], float]]:
     train = datasets.MNIST(data_dir, train=True, download=False)
     test = datasets.MNIST(data_dir, train=False, download=False)
-    x, y = train.data.reshape(-1, 784).float() / 255, train.targets  # [60000, 784], [60000]
-    xt, yt = test.data.reshape(-1, 784).float() / 255, test.targets  # [10000, 784], [10000]
+    x, y = train.data.reshape(-1, 784).to(device).float() / 255, train.targets.to(device)  # [60000, 784], [60000]
+    xt, yt = test.data.reshape(-1, 784).to(device).float() / 255, test.targets.to(device)  # [10000, 784], [10000]
 
     def batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        perm = torch.randperm(len(x))
+        perm = torch.randperm(len(x), device=device)
         for i in range(0, len(x), 100):
             idx = perm[i : i + 100]
             yield x[idx], y[idx]
@@ -52,8 +55,8 @@ def floor_data(data_dir: str) -> tuple[Batches, Callable[[nn.Module], float]]:
     return batches, lambda model: (model(xt).argmax(1) == yt).float().mean().item()
 
 
-def train_classic(batches: Batches, accuracy: Callable[[nn.Module], float], iters: int) -> float:
-    model = nn.Sequential(nn.Linear(784, 100), nn.ReLU(), nn.Linear(100, 10))
+def train_classic(batches: Batches, accuracy: Callable[[nn.Module], float], iters: int, device: torch.device) -> float:
+    model = nn.Sequential(nn.Linear(784, 100), nn.ReLU(), nn.Linear(100, 10)).to(device)
     for m in model:
         if isinstance(m, nn.Linear):
             nn.init.kaiming_normal_(m.weight)
@@ -83,10 +86,12 @@ def main() -> None:
     p.add_argument("--data-dir", default="data")
     p.add_argument("--iters", type=int, default=3000)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
     args = p.parse_args()
     torch.manual_seed(args.seed)
     data = tutorial_data if args.procedure == "tutorial" else floor_data
-    acc = train_classic(*data(args.data_dir), args.iters)
+    device = torch.device(args.device)
+    acc = train_classic(*data(args.data_dir, device), args.iters, device)
     print(json.dumps({"procedure": args.procedure, "test_acc": acc, "iters": args.iters}))  # the benchmark parses it
 
 

@@ -8,6 +8,7 @@ reader (no torchvision import on the hot path) and splits off a seeded validatio
 import functools
 import logging
 from pathlib import Path
+from typing import Any
 
 import lightning.pytorch as pl
 import numpy as np
@@ -64,6 +65,19 @@ def _load_split(images: Path, labels: Path, stamp: tuple) -> tuple[torch.Tensor,
 
 def to_unit(x: torch.Tensor) -> torch.Tensor:
     return x.to(torch.float32).div_(255.0)  # uint8 [N, 784] -> float32 in [0, 1], as ToTensor() gives
+
+
+@functools.lru_cache(maxsize=2)
+def float_splits(x: torch.Tensor, y: torch.Tensor, xt: torch.Tensor, yt: torch.Tensor, seed: int,
+                 val_size: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:  # fmt: skip
+    """-> {train, val, test}: (x float32 in [0, 1], y), the validation set split off by `seed`.
+
+    Cached per process (keyed by load_split's cached tensors): a sweep worker converts once, not per job.
+    """
+    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+    val, train = perm[:val_size], perm[val_size:]
+    # split while still uint8 (4x less to copy), then convert once
+    return {"train": (to_unit(x[train]), y[train]), "val": (to_unit(x[val]), y[val]), "test": (to_unit(xt), yt)}
 
 
 def ensure_mnist(data_dir: str | Path, download: bool = True) -> None:
@@ -160,15 +174,8 @@ class MNISTDataModule(pl.LightningDataModule):
         if self.batch_size > len(x) - self.val_size:
             n_train = len(x) - self.val_size
             raise DataError(f"data.batch_size={self.batch_size} is larger than the {n_train} training images")
-        perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(self.seed))
-        val, train = perm[: self.val_size], perm[self.val_size :]
         xt, yt = load_split(self.data_dir, "test")
-        # split while still uint8 (4x less to copy), then convert once
-        self.splits = {
-            "train": (to_unit(x[train]), y[train]),
-            "val": (to_unit(x[val]), y[val]),
-            "test": (to_unit(xt), yt),
-        }
+        self.splits = dict(float_splits(x, y, xt, yt, self.seed, self.val_size))  # a copy: _loader may move tensors
         log.info("MNIST from %s: %s", raw_dir(self.data_dir), {k: len(v[1]) for k, v in self.splits.items()})
 
     def _loader(self, split: str, batch_size: int, shuffle: bool) -> InMemoryBatches:
@@ -179,6 +186,11 @@ class MNISTDataModule(pl.LightningDataModule):
             self.splits[split] = (x, y)
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
         return InMemoryBatches(x, y, batch_size, shuffle, self.seed, rank, world)
+
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+        if batch[0].device == device:  # the loader slices tensors that already live there: nothing to move
+            return batch
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
 
     def train_dataloader(self) -> InMemoryBatches:
         return self._loader("train", self.batch_size, shuffle=True)

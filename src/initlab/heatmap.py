@@ -11,15 +11,13 @@ Grid = tuple[str, str, list[str], list[str], dict[tuple[str, str], tuple[float, 
 
 def to_png(grid: Grid, path: Path, title: str) -> None:
     """A heatmap of a sweep's table: colour = mean test accuracy, numbers in the cells, a colour bar."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
+    from matplotlib.figure import Figure  # no pyplot: no global figure state, no GUI backend lookup
 
     row_key, col_key, rows, cols, cells = grid
     values = np.array([[cells.get((r, c), (np.nan, ""))[0] for c in cols] for r in rows])
-    fig, ax = plt.subplots(figsize=(1.6 + 1.5 * len(cols), 1.2 + 0.55 * len(rows)), constrained_layout=True)
+    fig = Figure(figsize=(1.6 + 1.5 * len(cols), 1.2 + 0.55 * len(rows)), constrained_layout=True)
+    ax = fig.subplots()
     image = ax.imshow(np.ma.masked_invalid(values), cmap="viridis", aspect="auto")
     lo, hi = (
         np.nanmin(values) if np.isfinite(values).any() else 0,
@@ -37,5 +35,4 @@ def to_png(grid: Grid, path: Path, title: str) -> None:
     fig.colorbar(image, ax=ax, label="test accuracy (%)")
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=120)
-    plt.close(fig)
     write_atomic(path, buf.getvalue())
