@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from initlab.train import usable_cores  # imports Hydra, not torch: the benchmark process stays light
+
 log = logging.getLogger("benchmark")
 ROOT = Path(__file__).resolve().parents[1]
 GRID = ["init=normal,lecun,xavier,kaiming", "act=sigmoid,tanh,relu"]
@@ -138,7 +140,7 @@ def main() -> int:
     p.add_argument("extra", nargs="*", help="extra overrides for train.py, e.g. trainer.max_epochs=1")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = usable_cores()
     with tempfile.TemporaryDirectory() as tmp:
         runs = single_runs(args, Path(tmp))
         g = grid(args, Path(tmp) / "grid") if args.grid else None

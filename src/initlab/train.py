@@ -56,23 +56,25 @@ def import_frameworks() -> None:
             gc.enable()
 
 
-def _cores() -> int:
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask where the OS has one)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _parallel_jobs() -> int:
     """How many jobs the launcher runs at once on this machine (joblib's n_jobs; 1 for a single run)."""
-    if HydraConfig.get().mode != RunMode.MULTIRUN:
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode != RunMode.MULTIRUN:
         return 1
-    n_jobs = OmegaConf.select(HydraConfig.get(), "launcher.n_jobs", default=None) or 1
-    return _cores() if n_jobs < 0 else n_jobs  # joblib's -1 means one job per core
+    n_jobs = OmegaConf.select(hydra_cfg, "launcher.n_jobs", default=None) or 1
+    return usable_cores() if n_jobs < 0 else n_jobs  # joblib's -1 means one job per core
 
 
 def _threads(cfg: DictConfig) -> int:
     """auto: the cores this process may use, shared among the launcher's parallel jobs."""
     if cfg.num_threads != "auto":
         return int(cfg.num_threads)
-    return max(1, _cores() // max(1, _parallel_jobs()))
+    return max(1, usable_cores() // max(1, _parallel_jobs()))
 
 
 def build(cfg: DictConfig) -> tuple[Any, Any, Any]:
