@@ -1,4 +1,4 @@
-"""Entry point: trains one model, or a grid with -m. Configs live in conf/.
+"""Entry point: trains one model, or a grid with -m. Configs live in src/initlab/conf/ (also at conf/).
 
 python train.py init=kaiming act=relu
 python train.py -m init=normal,lecun,xavier,kaiming act=tanh,relu
@@ -6,7 +6,7 @@ python train.py data.data_dir=../shared/data   # offline: an existing MNIST copy
 tensorboard --logdir outputs
 """
 
-from initlab.train import main
+from initlab.cli import main
 
 if __name__ == "__main__":
     main()

@@ -16,7 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from initlab.results import load_job
+from initlab.record import load_job
 
 log = logging.getLogger("plot_diagnostics")
 PANELS = [("act_std", "activation std", True), ("unhealthy", "saturated (tanh) / dead (relu) fraction", False),
@@ -44,7 +44,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     fig, axes = plt.subplots(1, 3, figsize=(14, 4), constrained_layout=True)
     for job_dir in sorted(d for d in args.sweep_dir.iterdir() if (d / "metrics.json").is_file()):
-        job = load_job(job_dir)
+        job = load_job(job_dir, ())
         stats, label = step0(job_dir), f"{job['choices']['init']}/{job['choices']['act']}"
         acc = job["metrics"].get("test/acc")
         label += f" ({acc * 100:.1f} %)" if acc is not None else ""

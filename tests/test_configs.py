@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 from hydra.utils import instantiate
 
-from initlab.config import validate
+from initlab.checks import validate
+from initlab.cli import CONF_DIR
 from initlab.module import Classifier
-from initlab.train import CONF_DIR
 
 GROUPS = [
     "init",

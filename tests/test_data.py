@@ -1,13 +1,17 @@
 """The IDX reader, the in-memory batches and the missing/corrupt-data errors."""
 
+import errno
+import gzip
+import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
-from initlab.data import InMemoryBatches, MNISTDataModule, ensure_mnist, load_split, to_unit
+from initlab.data import FILES, InMemoryBatches, MNISTDataModule, ensure_mnist, load_split, to_unit
 from initlab.errors import DataError
-from tests.conftest import make_tiny_mnist
+from tests.conftest import make_tiny_mnist, write_idx
 
 
 def test_load_split_shapes_and_range(tiny_mnist: Path) -> None:
@@ -15,7 +19,7 @@ def test_load_split_shapes_and_range(tiny_mnist: Path) -> None:
     assert x.shape == (600, 784) and x.dtype == torch.uint8 and y.shape == (600,)
     x = to_unit(x)
     assert x.dtype == torch.float32
-    assert x.min() >= 0.0 and x.max() == 1.0 and set(y.tolist()) <= set(range(10))
+    assert x.min() >= 0.0 and 0.9 < x.max() <= 1.0 and set(y.tolist()) <= set(range(10))  # pixels / 255
 
 
 def test_datamodule_splits_are_seeded_and_disjoint(tiny_mnist: Path) -> None:
@@ -81,11 +85,114 @@ def test_data_dir_that_is_a_file(tmp_path: Path) -> None:
         ensure_mnist(f)
 
 
-@pytest.mark.parametrize("damage", ["magic", "truncate"])
+def tiny_raw(tmp_path: Path) -> Path:
+    """A small, writable MNIST/raw folder of this test's own, to damage."""
+    return make_tiny_mnist(tmp_path, n_train=20, n_test=10) / "MNIST" / "raw"
+
+
+def one_line(e: pytest.ExceptionInfo) -> str:
+    assert "\n" not in str(e.value)  # shown to the user as one line
+    return str(e.value)
+
+
+DAMAGE = {  # name: (new bytes from the old, what the message must say)
+    "magic": (lambda b: b"\0\0\0\0" + b[4:], "is not an IDX file with 3 dims"),
+    "truncate": (lambda b: b[:-5], r"is truncated or corrupt: \d+ bytes for shape \(20, 28, 28\)"),
+    "empty": (lambda b: b"", r"is empty \(0 bytes\)"),
+    "random": (lambda b: np.random.default_rng(0).bytes(len(b)), "is not an IDX file"),
+    # valid magic, no pixels, dims whose product is 2**64: 0 where int64 arithmetic (np.prod) wraps around
+    "huge dims": (lambda b: b[:4] + b"".join(d.to_bytes(4, "big") for d in (2**22, 2**21, 2**21)), "is truncated"),
+    "no images": (lambda b: b[:4] + bytes(4) + b[8:16], r"holds no items \(shape \(0, 28, 28\)\)"),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
 def test_corrupt_files_are_named(tmp_path: Path, damage: str) -> None:
-    root = make_tiny_mnist(tmp_path, n_train=20, n_test=10)
-    path = root / "MNIST" / "raw" / "train-images-idx3-ubyte"
-    data = bytearray(path.read_bytes())
-    path.write_bytes(b"\0\0\0\0" + data[4:] if damage == "magic" else data[:-5])
-    with pytest.raises(DataError, match="train-images-idx3-ubyte"):
-        load_split(root, "train")
+    path = tiny_raw(tmp_path) / "train-images-idx3-ubyte"
+    edit, problem = DAMAGE[damage]
+    path.write_bytes(edit(path.read_bytes()))
+    with pytest.raises(DataError, match=f"train-images-idx3-ubyte {problem}.*delete it to re-download") as e:
+        load_split(tmp_path, "train")
+    one_line(e)
+
+
+def test_label_out_of_range_names_value_and_range(tmp_path: Path) -> None:
+    y = np.arange(20) % 10
+    y[7] = 11
+    write_idx(tiny_raw(tmp_path) / "train-labels-idx1-ubyte", y)
+    with pytest.raises(DataError, match=r"train-labels-idx1-ubyte has label 11 at index 7 .*must be in 0\.\.9") as e:
+        load_split(tmp_path, "train")
+    one_line(e)
+
+
+def test_images_not_28x28(tmp_path: Path) -> None:
+    write_idx(tiny_raw(tmp_path) / "train-images-idx3-ubyte", np.zeros((20, 20, 20)))  # valid header, 20 labels
+    with pytest.raises(DataError, match=r"train-images-idx3-ubyte holds 20x20 images, expected 28x28") as e:
+        load_split(tmp_path, "train")
+    one_line(e)
+
+
+def test_image_and_label_counts_must_match(tmp_path: Path) -> None:
+    write_idx(tiny_raw(tmp_path) / "train-labels-idx1-ubyte", np.zeros(19))
+    with pytest.raises(DataError, match=r"train-images-idx3-ubyte has 20 images but .*idx1-ubyte has 19 labels"):
+        load_split(tmp_path, "train")
+
+
+def test_unreadable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = (tiny_raw(tmp_path) / "train-labels-idx1-ubyte").resolve()
+    path.chmod(0)
+    if os.access(path, os.R_OK):  # root ignores file modes: refuse the open as the kernel would for others
+        real_open = Path.open
+
+        def deny(self: Path, *args, **kwargs):
+            if self == path:
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(self))
+            return real_open(self, *args, **kwargs)
+
+        monkeypatch.setattr(Path, "open", deny)
+    with pytest.raises(DataError, match=r"cannot read .*train-labels-idx1-ubyte: Permission denied; ") as e:
+        load_split(tmp_path, "train")
+    one_line(e)
+
+
+def test_directory_where_a_file_belongs(tmp_path: Path) -> None:
+    path = tiny_raw(tmp_path) / "train-images-idx3-ubyte"
+    path.unlink()
+    path.mkdir()
+    for load in (lambda: ensure_mnist(tmp_path, download=False), lambda: load_split(tmp_path, "train")):
+        with pytest.raises(DataError, match=r"train-images-idx3-ubyte is a directory where an MNIST data file") as e:
+            load()
+        one_line(e)
+
+
+def gzip_all(raw: Path) -> dict[str, bytes]:
+    """Leave only torchvision's .gz archives in raw, as a download leaves them; -> the original contents."""
+    original = {}
+    for name in (n for pair in FILES.values() for n in pair):
+        original[name] = (raw / name).read_bytes()
+        (raw / f"{name}.gz").write_bytes(gzip.compress(original[name]))
+        (raw / name).unlink()
+    return original
+
+
+def test_gz_archives_are_decompressed(tmp_path: Path) -> None:
+    raw = tiny_raw(tmp_path)
+    original = gzip_all(raw)
+    ensure_mnist(tmp_path, download=False)
+    assert {n: (raw / n).read_bytes() for n in original} == original
+    assert sorted(p.name for p in raw.iterdir()) == sorted([*original, *(f"{n}.gz" for n in original)])  # no temps
+    assert len(load_split(tmp_path, "train")[1]) == 20
+
+
+@pytest.mark.parametrize("damage", ["not gzip", "truncated"])
+def test_corrupt_gz_is_named_and_leaves_nothing_half_written(tmp_path: Path, damage: str) -> None:
+    raw = tiny_raw(tmp_path)
+    gzip_all(raw)
+    gz = raw / "train-images-idx3-ubyte.gz"
+    data = gz.read_bytes()
+    gz.write_bytes(b"garbage!" * 10 if damage == "not gzip" else data[: len(data) // 2])
+    with pytest.raises(DataError, match=r"cannot decompress .*train-images-idx3-ubyte\.gz: .*delete it") as e:
+        ensure_mnist(tmp_path, download=False)
+    one_line(e)
+    names = {p.name for p in raw.iterdir()}
+    assert "train-images-idx3-ubyte" not in names and not [n for n in names if n.endswith(".tmp")]

@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 from initlab.data import MNISTDataModule
-from initlab.train import build, run
+from tests.conftest import build, run
 
 SAME = ("test/acc", "test/loss", "val/acc", "val/loss", "train/loss", "steps", "val_history")
 
@@ -41,7 +41,7 @@ def test_splits_are_converted_once_per_process(tiny_mnist: Path) -> None:
 
 def test_import_frameworks_freezes_once_and_leaves_the_collector_on() -> None:
     code = (
-        "import gc; from initlab.train import import_frameworks; import_frameworks(); n = gc.get_freeze_count(); "
+        "import gc; from initlab.fit import import_frameworks; import_frameworks(); n = gc.get_freeze_count(); "
         "junk = [[] for _ in range(99)]; import_frameworks(); print(gc.isenabled(), n > 0, gc.get_freeze_count() == n)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout

@@ -7,8 +7,7 @@ import lightning.pytorch as pl
 import pytest
 import torch
 
-from initlab.train import build, run
-from tests.conftest import FAST, run_cli
+from tests.conftest import FAST, build, run, run_cli
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

@@ -2,8 +2,7 @@
 
 import pytest
 
-from initlab.train import run
-from tests.conftest import REAL_DATA
+from tests.conftest import REAL_DATA, run
 
 pytestmark = [
     pytest.mark.slow,

@@ -1,6 +1,7 @@
 """Resume, reproducibility, evaluation of a checkpoint, and bad input: each fails in one clear line."""
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -8,33 +9,36 @@ import lightning.pytorch as pl
 import pytest
 import torch
 
-from initlab.results import write_json_atomic
-from initlab.train import run
-from tests.conftest import make_tiny_mnist, run_cli
+from initlab.errors import OutputError
+from initlab.record import write_json_atomic
+from tests.conftest import make_tiny_mnist, run, run_cli
 
 SAME = ("test/acc", "test/loss", "val/acc", "val/loss", "steps")
 
 
 class CrashAt(pl.Callback):
-    """Kills training at a given step, as a node failure or Ctrl-C would: no checkpoint is written on the way out."""
+    """Kills training at step $CRASH_AT, as a node failure would: no checkpoint is written on the way out.
 
-    def __init__(self, step: int) -> None:
-        self.step = step
+    The step comes from the environment, so the resumed run (whose config is the checkpoint's) runs on.
+    """
 
     def on_train_batch_start(self, trainer: pl.Trainer, *args: object) -> None:
-        if trainer.global_step == self.step:
-            raise RuntimeError(f"killed at step {self.step}")
+        step = int(os.environ.get("CRASH_AT", -1))
+        if trainer.global_step == step:
+            raise RuntimeError(f"killed at step {step}")
 
 
-def test_killed_run_resumes_to_the_same_metrics(make_cfg, tmp_path: Path) -> None:
+def test_killed_run_resumes_to_the_same_metrics(make_cfg, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     whole = run(make_cfg(out=tmp_path / "whole"))  # 2 epochs x 5 steps, validation (and last.ckpt) every 3 steps
-    crash = ["+callbacks.crash._target_=tests.test_robust.CrashAt", "+callbacks.crash.step=7"]
+    crash = ["+callbacks.crash._target_=tests.test_robust.CrashAt"]
+    monkeypatch.setenv("CRASH_AT", "7")
     with pytest.raises(RuntimeError, match="killed at step 7"):
         run(make_cfg(*crash, out=tmp_path / "killed"))
+    monkeypatch.delenv("CRASH_AT")
     last = tmp_path / "killed" / "checkpoints" / "last.ckpt"  # written at a validation
     step = torch.load(last, weights_only=True)["global_step"]
     assert 0 < step < 7 and step % 5 != 0  # mid-epoch: the resumed loader must skip what was already served
-    resumed = run(make_cfg(f"ckpt_path={last}", out=tmp_path / "resumed"))
+    resumed = run(make_cfg(*crash, f"ckpt_path={last}", out=tmp_path / "resumed"))
     assert {k: resumed[k] for k in SAME} == {k: whole[k] for k in SAME}
 
 
@@ -64,8 +68,8 @@ def test_metrics_are_written_atomically(tmp_path: Path, monkeypatch: pytest.Monk
     def crash(*args: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr("initlab.results.os.replace", crash)
-    with pytest.raises(OSError, match="disk full"):
+    monkeypatch.setattr("initlab.record.os.replace", crash)
+    with pytest.raises(OutputError, match="could not write .*metrics.json: disk full"):
         write_json_atomic(target, {"status": "half"})
     assert json.loads(target.read_text())["status"] == "ok"  # the old file is intact...
     assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json"]  # ...and no temp file is left
@@ -82,13 +86,13 @@ def corrupt(tmp: Path, how: str) -> Path:
 BAD = {  # name: (overrides, what the one line must say); "{data}" = the tiny data set, "{tmp}" = a temp dir
     "unknown choice": (["init=bogus"], "init/bogus"),
     "misspelt key": (["optimizer.lrr=0.1"], "Key 'lrr' is not in struct"),
-    "zero lr": (["optimizer.lr=0"], "optimizer.lr=0 must be a positive number"),
-    "negative lr": (["optimizer.lr=-0.5"], "optimizer.lr=-0.5 must be a positive number"),
-    "batch size 0": (["data.batch_size=0"], "data.batch_size=0 must be a positive integer"),
+    "zero lr": (["optimizer.lr=0"], "optimizer.lr=0 is not allowed: a finite number > 0"),
+    "negative lr": (["optimizer.lr=-0.5"], "optimizer.lr=-0.5 is not allowed: a finite number > 0"),
+    "batch size 0": (["data.batch_size=0"], "data.batch_size=0 is not allowed: an integer >= 1"),
     "batch larger than data": (["data.batch_size=1000", "data.val_size=100"], "data.batch_size=1000 is larger than"),
-    "empty hidden_dims": (["model.hidden_dims=[]"], "model.hidden_dims=[] must be a non-empty list"),
-    "negative hidden dim": (["model.hidden_dims=[10,-3]"], "model.hidden_dims=[10, -3] must be"),
-    "max_epochs 0": (["trainer.max_epochs=0"], "trainer.max_epochs=0 must be a positive integer"),
+    "hidden_dims not a list": (["model.hidden_dims=100"], "model.hidden_dims=100 is not allowed: a list"),
+    "negative hidden dim": (["model.hidden_dims=[10,-3]"], "model.hidden_dims[1]=-3 is not allowed: an integer >= 1"),
+    "max_epochs 0": (["trainer.max_epochs=0"], "trainer.max_epochs=0 is not allowed: an integer >= 1"),
     "bad magic number": (["data.data_dir={tmp}/magic"], "train-labels-idx1-ubyte is not an IDX file"),
     "truncated file": (["data.data_dir={tmp}/truncate"], "train-labels-idx1-ubyte is truncated or corrupt"),
     "data dir is a file": (["data.data_dir={tmp}/file"], "is a file, not a directory"),

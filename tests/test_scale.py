@@ -5,8 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from initlab.train import run
-from tests.conftest import FAST, run_cli
+from tests.conftest import FAST, run, run_cli
 
 pytestmark = pytest.mark.slow
 

@@ -8,8 +8,7 @@ import torch
 
 from initlab.errors import ConfigError
 from initlab.module import Classifier
-from initlab.train import run
-from tests.conftest import FAST, run_cli
+from tests.conftest import FAST, run, run_cli
 
 
 def test_short_run_writes_results(make_cfg, tmp_path: Path) -> None:
@@ -52,21 +51,28 @@ def test_checkpoint_reloads_with_weights_only(make_cfg, tmp_path: Path) -> None:
 
 
 def test_divergence_stops_early_and_is_recorded(make_cfg, tmp_path: Path) -> None:
-    record = run(make_cfg("optimizer.lr=1e6", "init=normal", "trainer.max_epochs=5"))
-    assert record["status"] == "diverged" and record["steps"] < 25
+    record = run(make_cfg("optimizer.lr=1e30", "init=normal", "trainer.max_epochs=5"))
+    assert record["status"] == "diverged" and record["steps"] < 25  # stopped at the first NaN it logged
     metrics = json.loads((tmp_path / "metrics.json").read_text())  # strict JSON: NaN became null
-    assert metrics["status"] == "diverged" and metrics["train/loss"] is None
+    assert metrics["status"] == "diverged" and metrics["train/loss"] is None and "NaN" in metrics["reason"]
+
+
+def test_a_loss_that_ends_far_above_its_start_is_diverged(make_cfg, tmp_path: Path) -> None:
+    record = run(make_cfg("optimizer.lr=1000"))  # finite, but the net is wrecked: the lr=1000 case
+    assert record["status"] == "diverged" and "train/loss rose from" in record["reason"]
+    assert record["train/loss"] > 2 * 2.0  # started near ln(10) = 2.3
+    fine = run(make_cfg("optimizer.lr=0.1", out=tmp_path / "fine"))
+    assert fine["status"] == "ok" and "reason" not in fine
 
 
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("optimizer.lr=-1", "optimizer.lr=-1"),
+        ("optimizer.lr=-1", "optimizer.lr=-1 is not allowed: a finite number > 0"),
         ("data.batch_size=0", "data.batch_size=0"),
-        ("model.hidden_dims=[]", "model.hidden_dims"),
+        ("model.hidden_dims=[0]", "model.hidden_dims[0]=0 is not allowed"),
         ("trainer.max_epochs=0", "trainer.max_epochs=0"),
-        ("data.val_size=0", "data.val_size=0 must be a positive integer"),
-        ("init.name=bogus", "init.name='bogus'"),
+        ("data.val_size=0", "data.val_size=0 is not allowed: an integer >= 1"),
     ],
 )
 def test_bad_values_fail_before_training(make_cfg, tmp_path: Path, override: str, message: str) -> None:
@@ -89,7 +95,7 @@ def test_cli_bad_value_is_one_line(tiny_mnist: Path, tmp_path: Path) -> None:
     proc = run_cli(f"data.data_dir={tiny_mnist}", "optimizer.lr=-0.1", f"hydra.run.dir={tmp_path}/run")
     assert proc.returncode == 1
     errors = [line for line in proc.stderr.splitlines() if "ERROR" in line]
-    assert len(errors) == 1 and "optimizer.lr=-0.1 must be a positive number" in errors[0]
+    assert len(errors) == 1 and "optimizer.lr=-0.1 is not allowed: a finite number > 0" in errors[0]
     assert "Traceback" not in proc.stderr
 
 
@@ -109,7 +115,7 @@ def test_cli_sweep_survives_a_failed_job(tiny_mnist: Path, tmp_path: Path) -> No
     assert sorted(status.values()) == ["failed", "ok"]  # ...but the good job still ran
     assert "1 of 2 jobs failed" in proc.stderr
     summary = (sweep / "summary.md").read_text()
-    assert "failed" in summary and "optimizer.lr=-1 must be a positive number" in summary
+    assert "failed" in summary and "optimizer.lr=-1 is not allowed: a finite number > 0" in summary
 
 
 @pytest.mark.slow

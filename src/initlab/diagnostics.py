@@ -48,7 +48,8 @@ def activation_stats(net: nn.Module, x: torch.Tensor, act: str) -> tuple[dict[st
             parts["dead_frac"] = (h == 0).all(dim=0).float().mean()  # a unit dead for every sample
         names += [f"layer{i}/{k}" for k in parts]
         values += list(parts.values())
-    return dict(zip(names, torch.stack(values).tolist(), strict=True)), acts  # one sync, not one per stat
+    flat = torch.stack(values).tolist() if values else []  # one sync, not one per stat; [] without hidden layers
+    return dict(zip(names, flat, strict=True)), acts
 
 
 @torch.no_grad()

@@ -4,15 +4,23 @@ from collections.abc import Iterable
 
 
 class InitLabError(Exception):
-    """Bad input the user can fix; reported as one line, without a traceback."""
+    """Bad input or a fault the user can fix; reported as one line, without a traceback."""
 
 
 class ConfigError(InitLabError, ValueError):
-    """A config value is out of range or names an unknown choice."""
+    """A config value is out of range, of the wrong type, or names an unknown choice."""
 
 
 class DataError(InitLabError):
-    """MNIST files are missing, unreadable or corrupt."""
+    """Data files are missing, unreadable or corrupt."""
+
+
+class CheckpointError(InitLabError):
+    """A checkpoint is missing, unreadable, foreign, or conflicts with the command line."""
+
+
+class OutputError(InitLabError):
+    """The run dir cannot be written: full disk, gone, unwritable, or in use by another run."""
 
 
 def check_choice(key: str, name: str, valid: Iterable[str]) -> None:

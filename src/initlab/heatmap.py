@@ -3,7 +3,7 @@
 import io
 from pathlib import Path
 
-from initlab.results import write_atomic
+from initlab.record import write_atomic
 
 # (row key, col key, row labels, col labels, {(row, col): (mean test acc %, cell text)}), as summary._grid gives
 Grid = tuple[str, str, list[str], list[str], dict[tuple[str, str], tuple[float, str]]]

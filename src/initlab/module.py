@@ -36,6 +36,7 @@ class Classifier(pl.LightningModule):
         self.log_every_n_steps = log_every_n_steps
         self.val_history: list[list[float]] = []  # [[step, val acc], ...]: how fast each init learns
         self.diverged = False
+        self.first_loss: float | None = None  # the training loss at step 0
         # One optimizer step a batch, taken in training_step: Lightning's automatic-optimization closure costs
         # ~0.1 ms a step, ~8 % of this model's step on a CPU core. from_config switches back to automatic
         # optimization when the Trainer is asked to clip or accumulate gradients (Lightning does those).
@@ -70,25 +71,54 @@ class Classifier(pl.LightningModule):
         x, y = batch  # [B, 784], [B]
         logits = self(x)
         loss = F.cross_entropy(logits, y)
-        if stage == "train" and (self.global_step + 1) % self.log_every_n_steps:
+        if stage != "train":  # summed, then gathered once an epoch: each sample counts once, whatever the shards
+            correct = (logits.argmax(dim=1) == y).sum()
+            self._eval_sums += torch.stack(
+                [loss.detach().double() * len(y), correct.double(), loss.new_tensor(len(y)).double()]
+            )
+            return loss
+        if self.first_loss is None:
+            self.first_loss = loss.item()  # where training started: a run that ends far above it diverged
+        if (self.global_step + 1) % self.log_every_n_steps:
             return loss  # log only on the steps the logger writes: self.log costs ~0.3 ms a call
-        correct = (logits.argmax(dim=1) == y).sum()
-        if stage == "val":
-            self._val_counts += torch.stack([correct, correct.new_tensor(len(y))])
-        if stage == "train" and not torch.isfinite(loss):  # checked on logging steps only: a sync costs
+        if not torch.isfinite(loss):  # checked on logging steps only: a sync costs
             self.diverged = self.trainer.should_stop = True  # stop; metrics.json says "diverged"
-        kw = {"on_step": stage == "train", "on_epoch": stage != "train", "sync_dist": stage != "train"}
-        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=len(y), **kw)
-        self.log(f"{stage}/acc", correct / len(y), prog_bar=True, batch_size=len(y), **kw)
+        acc = (logits.argmax(dim=1) == y).float().mean()
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=len(y))
+        self.log("train/acc", acc, prog_bar=True, on_step=True, on_epoch=False, batch_size=len(y))
         return loss
 
+    def _on_eval_epoch_start(self) -> None:
+        self._eval_sums = torch.zeros(3, dtype=torch.float64, device=self.device)  # [loss sum, correct, seen]
+
+    def _on_eval_epoch_end(self, stage: str) -> float:
+        loss_sum, correct, seen = self.all_gather(self._eval_sums).reshape(-1, 3).sum(0).tolist()  # every rank's
+        acc, loss = correct / max(seen, 1), loss_sum / max(seen, 1)
+        self.log(f"{stage}/loss", loss, prog_bar=True, on_epoch=True, sync_dist=False)  # already global
+        self.log(f"{stage}/acc", acc, prog_bar=True, on_epoch=True, sync_dist=False)
+        return acc
+
     def on_validation_epoch_start(self) -> None:
-        self._val_counts = torch.zeros(2, dtype=torch.long, device=self.device)  # [correct, seen]
+        self._on_eval_epoch_start()
 
     def on_validation_epoch_end(self) -> None:
-        counts = self.all_gather(self._val_counts).reshape(-1, 2).sum(0)  # all ranks' samples under DDP
-        if not self.trainer.sanity_checking:
-            self.val_history.append([self.global_step, (counts[0] / counts[1].clamp(min=1)).item()])
+        acc = self._on_eval_epoch_end("val")
+        if not self.trainer.sanity_checking and self.trainer.state.fn == "fit":
+            self.val_history.append([self.global_step, acc])
+
+    def on_test_epoch_start(self) -> None:
+        self._on_eval_epoch_start()
+
+    def on_test_epoch_end(self) -> None:
+        self._on_eval_epoch_end("test")
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["val_history"] = [list(p) for p in self.val_history]  # the record survives a resume
+        checkpoint["first_loss"] = self.first_loss
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.val_history = [list(p) for p in checkpoint.get("val_history", [])]
+        self.first_loss = checkpoint.get("first_loss")
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self._shared_step(batch, "train")

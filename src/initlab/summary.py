@@ -20,22 +20,67 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from initlab.heatmap import Grid, to_png
-from initlab.results import load_job, write_atomic
+from initlab.record import RUN_KEYS, load_job, parse_overrides, write_atomic
+from initlab.signals import sweep_interrupted
 
 log = logging.getLogger(__name__)
-CHOICES = ("init", "act", "optimizer", "scheduler")  # true names from metrics.json, even when set via a combo
+CHOICES = tuple(k for k in RUN_KEYS if k != "seed")  # true names from metrics.json, even when set via a combo
 METRICS = ("val/acc", "val/acc_best", "test/acc", "train/loss", "steps_to_90", "wall_time_s")
 
 
+def excluded_keys(multirun_yaml: Path) -> tuple[str, ...]:
+    """Keys that do not name a job (train.yaml's hydra.job.config.override_dirname.exclude_keys)."""
+    if not multirun_yaml.is_file():
+        return ()
+    keys = OmegaConf.select(OmegaConf.load(multirun_yaml), "hydra.job.config.override_dirname.exclude_keys")
+    return tuple(keys or ())
+
+
+def expected_jobs(multirun_yaml: Path) -> list[dict[str, str]]:
+    """The swept values of every job the sweep meant to run (as Hydra's basic sweeper expands them)."""
+    import itertools
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    if not multirun_yaml.is_file():
+        return []
+    cfg = OmegaConf.load(multirun_yaml)
+    items = [str(o) for o in OmegaConf.select(cfg, "hydra.overrides.task", default=[])]
+    params = OmegaConf.select(cfg, "hydra.sweeper.params", default=None) or {}
+    items += [f"{k}={v}" for k, v in params.items()]
+    try:
+        parsed = OverridesParser.create().parse_overrides(items)
+        axes = [[(o.get_key_element().lstrip("+~"), v) for v in o.sweep_string_iterator()] if o.is_sweep_override()
+                else [(o.get_key_element().lstrip("+~"), o.get_value_element_as_str())] for o in parsed]  # fmt: skip
+    except Exception:  # another sweeper's syntax (Optuna's intervals): nothing to compare against
+        return []
+    skip = excluded_keys(multirun_yaml)
+    return [
+        {k: v for k, v in combo if k not in skip and not k.startswith("hydra.")} for combo in itertools.product(*axes)
+    ]
+
+
 def collect(sweep_dir: Path) -> list[dict[str, Any]]:
-    """One record per job dir (one holding .hydra/ or metrics.json), in the order the sweep listed the values."""
+    """One record per job dir (one holding .hydra/ or metrics.json), in the order the sweep listed the values;
+    jobs the sweep meant to run but never started appear with status "not run"."""
     dirs = {p.parent.parent for p in sweep_dir.glob("*/.hydra/overrides.yaml")}
-    jobs = [load_job(d) for d in sorted(dirs | {p.parent for p in sweep_dir.glob("*/metrics.json")})]
+    skip = excluded_keys(sweep_dir / "multirun.yaml")
+    jobs = [load_job(d, skip) for d in sorted(dirs | {p.parent for p in sweep_dir.glob("*/metrics.json")})]
+    seen = [{k: v for k, v in parse_overrides(_overrides(sweep_dir / j["dir"])).items() if k not in skip} for j in jobs]
+    for want in expected_jobs(sweep_dir / "multirun.yaml"):
+        if not any(want.items() <= have.items() for have in seen):
+            name = ",".join(f"{k}={v}" for k, v in sorted(want.items()))
+            jobs.append({"dir": name, "choices": dict(want), "metrics": {"status": "not run"}, "status": "not run"})
     order = sweep_order(sweep_dir / "multirun.yaml")
     rank = {k: {v: i for i, v in enumerate(vs)} for k, vs in order.items()}
     return sorted(
         jobs, key=lambda j: [rank.get(k, {}).get(str(j["choices"].get(k)), len(vs)) for k, vs in order.items()]
     )
+
+
+def _overrides(job_dir: Path) -> list[str]:
+    f = job_dir / ".hydra" / "overrides.yaml"
+    return [str(o) for o in OmegaConf.load(f)] if f.is_file() else []
 
 
 def sweep_order(multirun_yaml: Path) -> dict[str, list[str]]:
@@ -120,7 +165,7 @@ def _grid(jobs: list[dict[str, Any]]) -> Grid:
     out = {}
     for rc, js in cells.items():
         accs = [j["metrics"]["test/acc"] for j in js if isinstance(j["metrics"].get("test/acc"), float)]
-        mean, text = _cell(accs) if accs else (float("nan"), "failed")
+        mean, text = _cell(accs) if accs else (float("nan"), "/".join(sorted({j["status"] for j in js})))
         flags = sorted({j["status"] for j in js} - {"ok"} if accs else set())
         out[rc] = (mean, text + "".join(f" ({f})" for f in flags))
     return row_key, col_key, rows, cols, out
@@ -137,8 +182,11 @@ def to_markdown(jobs: list[dict[str, Any]], grid: Grid, title: str) -> str:
     for r in rows:
         texts = [cells.get((r, c), (None, "–")) for c in cols]
         lines.append(f"| {r} | " + " | ".join(f"**{t}**" if m == best else t for m, t in texts) + " |")
-    failed = [j for j in jobs if j["status"] == "failed"]
-    lines += ["", *(f"- failed: `{j['dir']}`: {j['metrics'].get('error', 'no metrics.json')}" for j in failed)]
+    unfinished = [j for j in jobs if j["status"] in ("failed", "interrupted", "not run")]
+    lines += [
+        "",
+        *(f"- {j['status']}: `{j['dir']}`: {j['metrics'].get('error', 'no metrics.json')}" for j in unfinished),
+    ]
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -160,8 +208,21 @@ def write_summary(sweep_dir: str | Path) -> list[dict[str, Any]]:
 class SweepSummary(Callback):
     """Hydra callback: summarise the sweep when it ends; exit non-zero if any job failed."""
 
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from initlab import signals
+
+        signals.STATE.sweep_dir = Path(config.hydra.sweep.dir).absolute()  # a signal now: mark, forward, finish
+        signals.STATE.jobs_dir = signals.STATE.sweep_dir / ".jobs"
+
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        import signal
+
         jobs = write_summary(config.hydra.sweep.dir)
+        stopped = sweep_interrupted(Path(config.hydra.sweep.dir))
+        if stopped:
+            left = sum(j["status"] in ("interrupted", "not run") for j in jobs)
+            log.error("sweep interrupted by %s: %d of %d jobs interrupted or not run", stopped, left, len(jobs))
+            sys.exit(128 + signal.Signals[stopped])
         failed = [j["dir"] for j in jobs if j["status"] == "failed"]
         if failed:
             log.error("%d of %d jobs failed: %s (see their metrics.json)", len(failed), len(jobs), ", ".join(failed))

@@ -1,0 +1,163 @@
+"""Checks on a composed config before anything heavy is imported: each failure is one line naming the key.
+
+`RULES` holds, once, what every setting of the shipped configs allows; a key absent from a config is not
+checked. Keyword arguments that no shipped config has (`+optimizer.foo=1`) are checked against the target's
+signature once the frameworks are imported (`check_arguments`).
+"""
+
+import inspect
+import math
+from collections.abc import Callable
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from initlab.errors import ConfigError
+
+Rule = Callable[[str, Any], None]
+
+
+def _fail(key: str, value: Any, allowed: str) -> None:
+    shown = OmegaConf.to_container(value) if isinstance(value, DictConfig | ListConfig) else value
+    raise ConfigError(f"{key}={shown!r} is not allowed: {allowed}")
+
+
+def number(lo: float | None = None, hi: float | None = None, *, integer: bool = False, lo_open: bool = False,
+           hi_open: bool = False, also: tuple = ()) -> Rule:  # fmt: skip
+    """A finite int (or float, unless integer) in [lo, hi], bounds optionally open; `also` lists extra values."""
+    kind = "an integer" if integer else "a finite number"
+    span = f" in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}" if hi is not None else ""
+    span = span or (f" {'>' if lo_open else '>='} {lo}" if lo is not None else "")
+    allowed = kind + span + "".join(f" or {a!r}" for a in also)
+
+    def rule(key: str, v: Any) -> None:
+        if v in also and not isinstance(v, bool):
+            return
+        ok_type = isinstance(v, int) if integer else isinstance(v, int | float)
+        if isinstance(v, bool) or not ok_type or not math.isfinite(v):
+            _fail(key, v, allowed)
+        if (lo is not None and (v < lo or (lo_open and v == lo))) or (
+            hi is not None and (v > hi or (hi_open and v == hi))
+        ):
+            _fail(key, v, allowed)
+
+    return rule
+
+
+def one_of(*values: Any) -> Rule:
+    def rule(key: str, v: Any) -> None:
+        if v not in values or isinstance(v, bool) != any(isinstance(x, bool) for x in values if x == v):
+            _fail(key, v, "one of " + ", ".join(repr(x) for x in values))
+
+    return rule
+
+
+def list_of(item: Rule, length: int | None = None, example: str = "[100]") -> Rule:
+    def rule(key: str, v: Any) -> None:
+        if not isinstance(v, ListConfig | list) or (length is not None and len(v) != length):
+            _fail(key, v, f"a list{f' of {length}' if length else ''}, e.g. {example}")
+        for i, x in enumerate(v):
+            item(f"{key}[{i}]", x)
+
+    return rule
+
+
+def either(*rules: Rule) -> Rule:
+    def rule(key: str, v: Any) -> None:
+        errors = []
+        for r in rules:
+            try:
+                return r(key, v)
+            except ConfigError as e:
+                errors.append(str(e).split(": ", 1)[1])
+        _fail(key, v, " or ".join(errors))
+
+    return rule
+
+
+def text(key: str, v: Any) -> None:
+    if not isinstance(v, str) or not v:
+        _fail(key, v, "a non-empty string")
+
+
+PRECISIONS = (None, 64, 32, 16, "64", "32", "16", "bf16", "64-true", "32-true", "16-mixed", "bf16-mixed")
+PRECISIONS += ("16-true", "bf16-true", "transformer-engine")  # Lightning's
+POSITIVE_INT = number(1, integer=True)
+FLAG = one_of(True, False)
+PROB = number(0, 1, hi_open=True)
+RULES: dict[str, Rule] = {
+    "seed": number(0, 2**32 - 1, integer=True),  # what numpy (and Lightning's seed_everything) accept
+    "num_threads": either(POSITIVE_INT, one_of("auto")),
+    "train": FLAG,
+    "ckpt_path": either(one_of(None), text),
+    "optimizer.lr": number(0, lo_open=True),
+    "optimizer.momentum": PROB,  # 1 would never forget a gradient
+    "optimizer.dampening": number(0, 1),
+    "optimizer.weight_decay": number(0),
+    "optimizer.eps": number(0, lo_open=True),
+    "optimizer.betas": list_of(PROB, 2, "[0.9, 0.999]"),
+    "optimizer.nesterov": FLAG,
+    "optimizer.fused": either(one_of(None), FLAG),
+    "scheduler.interval": one_of("epoch", "step"),
+    "scheduler.scheduler.step_size": POSITIVE_INT,
+    "scheduler.scheduler.gamma": number(0, lo_open=True),
+    "scheduler.scheduler.T_max": POSITIVE_INT,
+    "scheduler.scheduler.eta_min": number(0),
+    "scheduler.scheduler.factor": number(0, 1),
+    "scheduler.scheduler.total_iters": number(0, integer=True),
+    "data.data_dir": text,
+    "data.batch_size": POSITIVE_INT,  # per process (Lightning's convention): DDP's effective batch is x devices
+    "data.eval_batch_size": POSITIVE_INT,
+    "data.val_size": POSITIVE_INT,
+    "data.download": FLAG,
+    "model.hidden_dims": list_of(POSITIVE_INT, example="[100] (or [] for logistic regression)"),
+    "model.input_dim": POSITIVE_INT,
+    "model.num_classes": number(2, integer=True),
+    "act.alpha": number(),
+    "act.negative_slope": number(),
+    "init.bias": one_of("zero", "default"),
+    "trainer.max_epochs": POSITIVE_INT,
+    "trainer.max_steps": number(1, integer=True, also=(-1,)),
+    "trainer.val_check_interval": either(POSITIVE_INT, number(0, 1, lo_open=True)),
+    "trainer.check_val_every_n_epoch": either(one_of(None), POSITIVE_INT),
+    "trainer.log_every_n_steps": POSITIVE_INT,
+    "trainer.num_sanity_val_steps": number(-1, integer=True),
+    "trainer.devices": either(
+        POSITIVE_INT, one_of("auto", -1), list_of(number(0, integer=True), example="[0, 1]"), text
+    ),
+    "trainer.num_nodes": POSITIVE_INT,
+    "trainer.accelerator": one_of("auto", "cpu", "gpu", "cuda", "mps", "tpu"),
+    "trainer.precision": one_of(*PRECISIONS),
+    "trainer.gradient_clip_val": either(one_of(None), number(0)),
+    "trainer.accumulate_grad_batches": POSITIVE_INT,
+    "trainer.deterministic": either(FLAG, one_of("warn")),
+    "trainer.enable_progress_bar": FLAG,
+    "trainer.enable_model_summary": FLAG,
+    "callbacks.diagnostics.every_n_steps": number(0, integer=True),
+    "callbacks.diagnostics.histogram_every_n_steps": number(0, integer=True),
+    "callbacks.progress_bar.refresh_rate": number(0, integer=True),
+}
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise ConfigError for the first value in `cfg` that its rule refuses (pure Python: no torch needed)."""
+    for key, rule in RULES.items():
+        node = OmegaConf.select(cfg, key, default=inspect.Parameter.empty, throw_on_missing=False)
+        if node is not inspect.Parameter.empty:
+            rule(key, node)
+    if not cfg.train and not cfg.ckpt_path:
+        raise ConfigError("train=false needs ckpt_path=PATH/TO/model.ckpt (or ckpt_path=last in its run dir)")
+
+
+def check_arguments(key: str, target: Any, given: dict[str, Any], skip: tuple[str, ...] = ()) -> None:
+    """Raise ConfigError if `given` has a keyword that `target`'s signature lacks (a misspelt +key=...)."""
+    params = inspect.signature(target).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    names = [n for n in params if n not in ("self", *skip)]
+    for name in given:
+        if not name.startswith("_") and name not in names:
+            raise ConfigError(
+                f"{key}.{name} is not an argument of {getattr(target, '__qualname__', target)}; "
+                f"it takes: {', '.join(names)}"
+            )

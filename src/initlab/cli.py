@@ -1,0 +1,107 @@
+"""The Hydra entry point and its error policy: `python train.py ...` and `initlab-train ...` run `main`.
+
+    python train.py init=kaiming act=relu                              # one run -> outputs/<date>/<time>_.../
+    python train.py -m init=normal,lecun,xavier,kaiming act=tanh,relu  # grid -> outputs/multirun/<date>/<time>/<job>/
+    python train.py data.data_dir=../shared/data                       # use an existing MNIST copy (offline)
+    tensorboard --logdir outputs
+
+Bad input and faults the user can fix end in one line on stderr and exit status 1; a signal ends a run with
+its record saying so and exit status 128 + the signal's number.
+"""
+
+import atexit
+import gc
+import logging
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from initlab import signals
+from initlab.errors import InitLabError
+from initlab.job import Job, run
+
+log = logging.getLogger(__name__)
+CONF_DIR = str(Path(__file__).resolve().parent / "conf")  # shipped inside the package: works from any install
+
+
+def _parallel_jobs(hydra_cfg: DictConfig) -> int:
+    """How many jobs the launcher runs at once on this machine (joblib's n_jobs; 1 for a single run)."""
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return 1
+    n_jobs = OmegaConf.select(hydra_cfg, "launcher.n_jobs", default=None) or 1
+    if n_jobs < 0:  # joblib's -1 means one job per core
+        from initlab.fit import usable_cores
+
+        return usable_cores()
+    return n_jobs
+
+
+def job_from_hydra(hydra_cfg: DictConfig) -> Job:
+    """Everything a job needs from Hydra, read once here."""
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    return Job(
+        out=Path(hydra_cfg.runtime.output_dir),
+        choices=dict(hydra_cfg.runtime.choices),
+        overrides=list(hydra_cfg.overrides.task),
+        parallel_jobs=_parallel_jobs(hydra_cfg),
+        sweep_dir=Path(hydra_cfg.sweep.dir).absolute() if multirun else None,
+        config_dirs=[Path(s.path) for s in hydra_cfg.runtime.config_sources if s.schema == "file"],
+    )
+
+
+def _one_line(e: BaseException) -> str:
+    if isinstance(e, OSError):  # a fault outside our writers (a logger's file, say): what failed, where
+        return f"{e.filename or 'a file'}: {e.strerror or e}"
+    return str(e)
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
+def task(cfg: DictConfig) -> float:
+    """One run or one sweep job; returns val/acc, what a sweeper (e.g. Optuna) maximises."""
+    hydra_cfg = HydraConfig.get()
+    job = job_from_hydra(hydra_cfg)
+    signals.install()  # also in sweep workers, which never ran main()
+    pid_file = None
+    if job.sweep_dir is not None:
+        signals.STATE.sweep_dir, signals.STATE.jobs_dir = job.sweep_dir, job.sweep_dir / ".jobs"
+        pid_file = signals.register_job(job.sweep_dir)
+    try:
+        return run(cfg, job).get("val/acc", float("nan"))
+    except signals.Interrupted:
+        if job.sweep_dir is None:
+            raise  # main() exits with 128 + the signal
+        return float("nan")  # the record says "interrupted"; the sweep skips what is left and says so
+    except (InitLabError, OSError) as e:
+        if job.sweep_dir is None:
+            log.error("%s", _one_line(e))
+            sys.exit(1)
+        log.error("job failed: %s", _one_line(e))
+        return float("nan")  # its metrics.json says "failed"; the summary marks it and the sweep exits 1
+    except Exception as e:
+        if job.sweep_dir is None:
+            raise  # a bug: the traceback is what helps
+        log.error("job failed: %s", e, exc_info=True)
+        return float("nan")
+    finally:
+        if pid_file is not None:
+            pid_file.unlink(missing_ok=True)
+
+
+def main() -> None:
+    # At exit, skip the final cyclic-GC sweep over torch/Lightning's millions of objects (~1 s a process);
+    # objects are still freed and files closed as usual.
+    atexit.register(gc.freeze)
+    signals.install()
+    try:
+        task()
+    except signals.Interrupted as e:
+        log.error("%s", e)
+        sys.exit(e.exit_code)
+
+
+if __name__ == "__main__":
+    main()

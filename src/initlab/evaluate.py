@@ -1,0 +1,78 @@
+"""Fit (or load) the model, evaluate its final weights on val and test, and put the numbers in the record."""
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+import initlab
+from initlab.errors import CheckpointError
+from initlab.job import judge
+from initlab.record import hparams, identity
+from initlab.signals import STATE, Interrupted
+
+log = logging.getLogger(__name__)
+
+
+def _fit(cfg: DictConfig, dm: Any, module: Any, trainer: Any, ckpt: Path | None) -> float | None:
+    """trainer.fit, resuming from ckpt; -> the last logged training loss. A signal ends it with Interrupted."""
+    try:
+        trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt) if ckpt else None, weights_only=True)
+    except SystemExit:  # Lightning's SIGTERMException, raised when SIGTERM arrives during validation
+        if STATE.received:
+            raise Interrupted(STATE.received) from None
+        raise
+    if STATE.received:  # arrived in the last batch or the last validation
+        raise Interrupted(STATE.received)
+    loss = trainer.callback_metrics.get("train/loss")  # read now: validate/test below reset it
+    if trainer.checkpoint_callback is not None:  # last.ckpt = the final weights, not the last validation's
+        trainer.save_checkpoint(Path(trainer.checkpoint_callback.dirpath) / "last.ckpt")
+    return float(loss) if loss is not None else None
+
+
+def _load(module: Any, saved: dict[str, Any], ckpt: Path) -> None:
+    try:
+        module.load_state_dict(saved["state_dict"])
+    except (RuntimeError, KeyError) as e:
+        first = str(e).strip().splitlines()[0][:200]
+        raise CheckpointError(f"ckpt_path={str(ckpt)!r} holds another architecture: {first}") from e
+
+
+def fit_and_test(cfg: DictConfig, dm: Any, module: Any, trainer: Any, ckpt: Path | None,
+                 saved: dict[str, Any] | None, state: Any) -> dict[str, Any]:  # fmt: skip
+    """Train (unless train=false), then evaluate the final weights on val and test; -> the run's record."""
+    train_loss = None
+    if cfg.train:
+        train_loss = _fit(cfg, dm, module, trainer, ckpt)
+    else:
+        _load(module, saved, ckpt)
+    val = trainer.validate(module, datamodule=dm, verbose=False)[0]
+    test = trainer.test(module, datamodule=dm, verbose=False)[0]
+    best = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback is not None else None
+    history = [list(p) for p in module.val_history]
+    if cfg.train and (not history or history[-1][0] != trainer.global_step):
+        history.append([trainer.global_step, float(val["val/acc"])])  # the final validation counts too
+    first_step = getattr(module, "first_step_unix", None)
+    record = {
+        **identity(cfg, state.run["choices"]),
+        "val_history": history,
+        "first_step_unix": first_step,
+        "startup_s": round(first_step - initlab.IMPORTED_AT, 3) if first_step else None,
+        **{k: float(v) for k, v in {**val, **test}.items()},
+        "val/acc_best": max(p[1] for p in history) if history else float(val["val/acc"]),
+        "train/loss": train_loss,
+        "steps": trainer.global_step,
+    }
+    if best is not None and cfg.train:
+        record["val/acc_best"] = max(record["val/acc_best"], float(best))
+    if state.run.get("resumed"):
+        record["resumed"] = state.run["resumed"]
+    judge(record, module.first_loss, module.diverged)
+    for lg in trainer.loggers:
+        final = {"hp/test_acc": record["test/acc"], "hp/val_acc": record["val/acc"]}  # real metrics, not hp_metric
+        lg.log_hyperparams(hparams(cfg, record), final)
+        lg.finalize("success")  # flush: the event writer otherwise holds these until it is garbage-collected
+    log.info("%s/%s %s: test/acc=%.4f val/acc=%.4f", record["init"], record["act"], record["status"],
+             record["test/acc"], record["val/acc"])  # fmt: skip
+    return record

@@ -1,0 +1,166 @@
+"""Build the data, model and Trainer from a config, then fit and evaluate: the part that needs torch.
+
+Imported only once a job has passed the config checks (initlab.job), so a bad command line answers
+before torch and Lightning load.
+"""
+
+import gc
+import importlib
+import logging
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from initlab import checks, resume
+from initlab.errors import ConfigError, OutputError
+from initlab.record import parse_overrides
+
+log = logging.getLogger(__name__)
+
+
+def import_frameworks() -> None:
+    """Import torch and Lightning with the cyclic GC paused, then freeze what the imports allocated.
+
+    The imports create millions of long-lived objects, and every full collection during them walks them all
+    again: ~7 passes, ~0.7 s a process here. Frozen objects are never scanned again. Once a process, before
+    any job: a job's trainer, model and data stay collectable (a sweep worker runs many jobs).
+    """
+    modules = ("initlab.module", "initlab.diagnostics", "initlab.runstate")  # torch, Lightning, torchmetrics
+    if all(m in sys.modules for m in modules):
+        return
+    gc.collect()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for name in modules:
+            importlib.import_module(name)
+    finally:
+        gc.freeze()
+        if was_enabled:
+            gc.enable()
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def threads(cfg: DictConfig, parallel_jobs: int) -> int:
+    """auto: the cores this process may use, shared among the launcher's parallel jobs."""
+    if cfg.num_threads != "auto":
+        return int(cfg.num_threads)
+    return max(1, usable_cores() // max(1, parallel_jobs))
+
+
+def check_arguments(cfg: DictConfig) -> None:
+    """Keyword arguments of the optimizer, scheduler and activation must be ones their classes take."""
+    from hydra.utils import get_class
+
+    from initlab.model import ACTIVATIONS
+
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    checks.check_arguments("optimizer", get_class(cfg.optimizer._target_), plain["optimizer"], skip=("params",))
+    sched = plain["scheduler"].get("scheduler")
+    if sched:
+        checks.check_arguments("scheduler.scheduler", get_class(sched["_target_"]), sched, skip=("optimizer",))
+    if cfg.act.name in ACTIVATIONS:
+        act_kwargs = {k: v for k, v in plain["act"].items() if k != "name"}
+        checks.check_arguments("act", ACTIVATIONS[cfg.act.name], act_kwargs)
+
+
+def make_trainer(cfg: DictConfig, **extra: Any) -> Any:
+    """instantiate(cfg.trainer); a Trainer argument it refuses is blamed on its own key."""
+    from hydra.utils import instantiate
+    from lightning.pytorch import Trainer
+
+    given = {k: v for k, v in cfg.trainer.items() if k != "_target_"}
+    checks.check_arguments("trainer", Trainer, given)
+    try:
+        return instantiate(cfg.trainer, **extra)
+    except Exception as e:  # e.g. trainer=gpu on a machine without one: Lightning says which accelerators exist
+        cause = str(e.__cause__ or e).strip().splitlines()[0]
+        named = [k for k in given if k in cause] or [k for k, v in given.items() if isinstance(v, str) and v in cause]
+        key = named[0] if named else None
+        where = f"trainer.{key}={given[key]!r}" if key else "trainer"
+        raise ConfigError(f"{where} cannot run here: {cause}") from e
+
+
+def _resume_dir(ckpt: Path, out: Path) -> None:
+    """Resuming into another dir: bring the run's TensorBoard events along, so its curves have no gap."""
+    old = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else None
+    if old is None or old.resolve() == out.resolve():
+        return
+    for f in old.glob("events.out.tfevents.*"):
+        if not (out / f.name).exists():
+            shutil.copyfile(f, out / f.name)
+
+
+def build(cfg: DictConfig, state: Any, parallel: bool, resume_step: int | None) -> tuple[Any, Any, Any]:
+    """-> (datamodule, LightningModule, Trainer), all from config."""
+    import lightning.pytorch as pl
+    from hydra.utils import instantiate
+
+    from initlab.checkpointing import AtomicCheckpointIO
+    from initlab.data import MNISTDataModule
+    from initlab.module import Classifier
+
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    dm = MNISTDataModule(**OmegaConf.to_container(cfg.data, resolve=True), seed=cfg.seed)
+    module = Classifier.from_config(cfg)
+    purge = {"purge_step": resume_step} if resume_step else {}  # TensorBoard hides the killed segment's tail
+    loggers = [instantiate(c, **(purge if "TensorBoard" in c._target_ else {})) for c in cfg.logger.values()]
+    callbacks = [instantiate(c) for c in cfg.callbacks.values()]
+    unwanted: list[type] = [] if loggers else [pl.callbacks.LearningRateMonitor]  # it refuses to run without one
+    # Parallel jobs share one terminal, where their bars and model tables would interleave: their metrics.json,
+    # TensorBoard runs and a line per finished job say how they went.
+    if parallel or not cfg.trainer.get("enable_progress_bar", True):
+        unwanted.append(pl.callbacks.ProgressBar)  # Lightning refuses a bar it was told not to show
+    callbacks = [c for c in callbacks if not isinstance(c, tuple(unwanted))] + [state]
+    quiet = {"enable_progress_bar": False, "enable_model_summary": False} if parallel else {}
+    plugins = {} if "plugins" in cfg.trainer else {"plugins": [AtomicCheckpointIO()]}
+    trainer = make_trainer(cfg, callbacks=callbacks, logger=loggers or False, **quiet, **plugins)
+    return dm, module, trainer
+
+
+def execute(cfg: DictConfig, job: Any, ckpt: Path | None) -> tuple[dict[str, Any] | None, Any]:
+    """Resume or start, fit, evaluate: -> (the result, the RunState), or (None, None) for a finished run."""
+    import_frameworks()
+    import torch
+
+    from initlab.runstate import RunState
+
+    choices, saved = dict(job.choices), None
+    if ckpt is not None:
+        saved = resume.read_checkpoint(ckpt)
+        cfg, choices = resume.merge(cfg, saved, job.overrides, ckpt)
+        given = {v for k, v in parse_overrides(job.overrides).items() if k.endswith("_target_")}  # typed: trusted
+        resume.check_targets(cfg, resume.config_targets(job.config_dirs) | given, ckpt)
+        checks.validate(cfg)
+        if cfg.train and ckpt.parent.parent.resolve() == job.out.resolve():
+            done = resume.finished(job.out, saved, cfg, job.overrides)
+            if done is not None:
+                log.info(
+                    "%s already finished (%s after %d steps): nothing to do", job.out, done["status"], done["steps"]
+                )
+                return None, None
+    check_arguments(cfg)
+    if (job.out / "checkpoints").exists() and not (job.out / "checkpoints").is_dir():
+        raise OutputError(f"{job.out / 'checkpoints'} is a file; checkpoints need a directory there")
+    run_info = saved[resume.CKPT_KEY] if saved and cfg.train else None
+    overrides = run_info["overrides"] if run_info else list(job.overrides)
+    plain = {k: v for k, v in OmegaConf.to_container(cfg, resolve=False).items() if k != "hydra"}
+    state = RunState(plain, choices, overrides)
+    if run_info:
+        state.run["resumed"] = [*run_info.get("resumed", []), {"from_step": saved["global_step"],
+                                                              "overrides": list(job.overrides)}]  # fmt: skip
+        resume.save_hydra_files(job.out, cfg, overrides)
+        _resume_dir(ckpt, job.out)
+    torch.set_num_threads(threads(cfg, job.parallel_jobs))
+    dm, module, trainer = build(cfg, state, job.parallel_jobs > 1, saved["global_step"] if run_info else None)
+    from initlab.evaluate import fit_and_test
+
+    return fit_and_test(cfg, dm, module, trainer, ckpt, saved, state), state
