@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from initlab.data import FILES, InMemoryBatches, MNISTDataModule, ensure_mnist, load_split, to_unit
+from initlab.batches import BatchLoader, IndexBatches
+from initlab.data import MNISTDataModule
 from initlab.errors import DataError
+from initlab.idx import FILES, ensure_mnist, load_split, to_unit
 from tests.conftest import make_tiny_mnist, write_idx
 
 
@@ -29,37 +31,50 @@ def test_datamodule_splits_are_seeded_and_disjoint(tiny_mnist: Path) -> None:
     assert {k: len(v[1]) for k, v in a.splits.items()} == {"train": 500, "val": 100, "test": 200}
 
 
+def loader(x: torch.Tensor, y: torch.Tensor, batch_size: int, **kw: object) -> BatchLoader:
+    return BatchLoader(x, y, IndexBatches(len(y), batch_size, **kw))
+
+
 def test_batches_reshuffle_each_epoch_and_cover_everything() -> None:
     x, y = torch.arange(10.0).unsqueeze(1), torch.arange(10)
-    loader = InMemoryBatches(x, y, batch_size=4, shuffle=True, seed=0)
-    assert len(loader) == 3
-    e1 = torch.cat([b[1] for b in loader])
-    loader.sampler.set_epoch(1)  # as Lightning does before each epoch
-    e2 = torch.cat([b[1] for b in loader])
+    dl = loader(x, y, 4, shuffle=True, seed=0)
+    assert len(dl) == 3
+    e1 = torch.cat([b[1] for b in dl])
+    dl.sampler.set_epoch(1)  # as Lightning does before each epoch
+    e2 = torch.cat([b[1] for b in dl])
     assert sorted(e1.tolist()) == list(range(10)) and not torch.equal(e1, e2)
-    again = InMemoryBatches(x, y, batch_size=4, shuffle=True, seed=0)
+    again = loader(x, y, 4, shuffle=True, seed=0)
     assert torch.equal(torch.cat([b[1] for b in again]), e1)  # same seed, same order
+    assert torch.equal(torch.cat([b[0] for b in again]).squeeze(1), e1.float())  # images stay with their labels
+    other = loader(x, y, 4, shuffle=True, seed=1)
+    assert not torch.equal(torch.cat([b[1] for b in other]), e1)  # the seed decides the order
+    plain = loader(x, y, 4)
+    assert torch.cat([b[1] for b in plain]).tolist() == list(range(10))  # evaluation: in order
 
 
 def test_state_dict_resumes_mid_epoch() -> None:
     x, y = torch.arange(10.0).unsqueeze(1), torch.arange(10)
-    full = InMemoryBatches(x, y, batch_size=3, shuffle=True, seed=5)
-    full.set_epoch(2)
+    full = loader(x, y, 3, shuffle=True, seed=5)
+    full.sampler.set_epoch(2)
     batches = [b[1] for b in full]
     it = iter(full)
     next(it), next(it)
     state = full.state_dict()
-    resumed = InMemoryBatches(x, y, batch_size=3, shuffle=True, seed=5)
+    resumed = loader(x, y, 3, shuffle=True, seed=5)
     resumed.load_state_dict(state)
     assert state == {"epoch": 2, "served": 2}
     assert [b[1].tolist() for b in resumed] == [b.tolist() for b in batches[2:]]
     assert len([*resumed]) == 4  # the next epoch is whole again
 
 
-def test_ranks_split_the_data() -> None:
+def test_eval_ranks_count_each_sample_once_and_train_ranks_take_equal_steps() -> None:
     x, y = torch.zeros(10, 1), torch.arange(10)
-    seen = [torch.cat([b[1] for b in InMemoryBatches(x, y, 3, rank=r, world_size=2)]) for r in (0, 1)]
-    assert sorted(torch.cat(seen).tolist()) == list(range(10))
+    evals = [torch.cat([b[1] for b in loader(x, y, 3, rank=r, world_size=3)]) for r in range(3)]
+    assert sorted(torch.cat(evals).tolist()) == list(range(10))  # 4 + 3 + 3: no sample twice, none missed
+    trains = [loader(x, y, 3, shuffle=True, rank=r, world_size=3) for r in range(3)]
+    assert [len(t) for t in trains] == [2, 2, 2]  # 4 samples each (two padded): DDP steps stay in lockstep
+    seen = torch.cat([torch.cat([b[1] for b in t]) for t in trains])
+    assert len(seen) == 12 and set(seen.tolist()) == set(range(10))
 
 
 def test_missing_data_without_download_names_path_and_fix(tmp_path: Path) -> None:

@@ -69,7 +69,7 @@ def test_metrics_are_written_atomically(tmp_path: Path, monkeypatch: pytest.Monk
         raise OSError("disk full")
 
     monkeypatch.setattr("initlab.record.os.replace", crash)
-    with pytest.raises(OutputError, match="could not write .*metrics.json: disk full"):
+    with pytest.raises(OutputError, match=r"could not write .*metrics\.json: disk full"):
         write_json_atomic(target, {"status": "half"})
     assert json.loads(target.read_text())["status"] == "ok"  # the old file is intact...
     assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json"]  # ...and no temp file is left

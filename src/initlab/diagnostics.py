@@ -70,6 +70,12 @@ class LayerDiagnostics(pl.Callback):
         self.every, self.hist_every = every_n_steps, histogram_every_n_steps
         self.probe: torch.Tensor | None = None
 
+    def state_dict(self) -> dict[str, torch.Tensor | None]:
+        return {"probe": self.probe}  # in checkpoints: a resumed run probes the same batch
+
+    def load_state_dict(self, state_dict: dict[str, torch.Tensor | None]) -> None:
+        self.probe = state_dict.get("probe")
+
     def _due(self, step: int, every: int) -> bool:
         return every > 0 and step % every == 0
 

@@ -21,10 +21,10 @@ def _fit(cfg: DictConfig, dm: Any, module: Any, trainer: Any, ckpt: Path | None)
         trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt) if ckpt else None, weights_only=True)
     except SystemExit:  # Lightning's SIGTERMException, raised when SIGTERM arrives during validation
         if STATE.received:
-            raise Interrupted(STATE.received) from None
+            raise Interrupted(STATE.received, trainer.global_step) from None
         raise
     if STATE.received:  # arrived in the last batch or the last validation
-        raise Interrupted(STATE.received)
+        raise Interrupted(STATE.received, trainer.global_step)
     loss = trainer.callback_metrics.get("train/loss")  # read now: validate/test below reset it
     if trainer.checkpoint_callback is not None:  # last.ckpt = the final weights, not the last validation's
         trainer.save_checkpoint(Path(trainer.checkpoint_callback.dirpath) / "last.ckpt")
@@ -43,10 +43,10 @@ def fit_and_test(cfg: DictConfig, dm: Any, module: Any, trainer: Any, ckpt: Path
                  saved: dict[str, Any] | None, state: Any) -> dict[str, Any]:  # fmt: skip
     """Train (unless train=false), then evaluate the final weights on val and test; -> the run's record."""
     train_loss = None
+    if saved is not None:
+        _load(module, saved, ckpt)  # a checkpoint of another shape fails here, in one line, not inside fit
     if cfg.train:
         train_loss = _fit(cfg, dm, module, trainer, ckpt)
-    else:
-        _load(module, saved, ckpt)
     val = trainer.validate(module, datamodule=dm, verbose=False)[0]
     test = trainer.test(module, datamodule=dm, verbose=False)[0]
     best = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback is not None else None

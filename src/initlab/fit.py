@@ -10,6 +10,7 @@ import logging
 import os
 import shutil
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,22 @@ def import_frameworks() -> None:
         gc.freeze()
         if was_enabled:
             gc.enable()
+
+
+def quiet_frameworks(parallel: bool) -> None:
+    """Every line once, no banners: Lightning's handlers go (Hydra's root handler prints and files its lines),
+    its platform lines and tips are dropped; a parallel sweep job keeps only warnings and its final line."""
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "lightning_fabric", "pytorch_lightning"):
+        logging.getLogger(name).handlers.clear()
+        logging.getLogger(name).propagate = True
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric", "lightning.pytorch.trainer.connectors",
+                 "lightning.pytorch.accelerators", "lightning.fabric.utilities.distributed"):  # fmt: skip
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=r".*LeafSpec")  # Lightning calls a deprecated torch API
+    quiet = logging.WARNING if parallel else logging.NOTSET
+    for name in ("initlab", "lightning.pytorch"):
+        logging.getLogger(name).setLevel(quiet)
+    logging.getLogger("initlab.evaluate").setLevel(logging.INFO)  # the job's one line: how it ended
 
 
 def usable_cores() -> int:
@@ -160,6 +177,7 @@ def execute(cfg: DictConfig, job: Any, ckpt: Path | None) -> tuple[dict[str, Any
         resume.save_hydra_files(job.out, cfg, overrides)
         _resume_dir(ckpt, job.out)
     torch.set_num_threads(threads(cfg, job.parallel_jobs))
+    quiet_frameworks(job.parallel_jobs > 1)
     dm, module, trainer = build(cfg, state, job.parallel_jobs > 1, saved["global_step"] if run_info else None)
     from initlab.evaluate import fit_and_test
 

@@ -73,7 +73,7 @@ def run(cfg: DictConfig, job: Job) -> dict[str, Any]:
             return record
         record = result
     except Interrupted as e:
-        record.update(status="interrupted", signal=e.name, error=f"stopped by {e.name}")
+        record.update(status="interrupted", signal=e.name, error=f"stopped by {e.name}", steps=e.step)
         raise
     except InitLabError as e:
         record["error"] = str(e)

@@ -43,4 +43,4 @@ class RunState(pl.Callback):
         ckpt = trainer.checkpoint_callback
         if ckpt is not None and ckpt.dirpath:
             trainer.save_checkpoint(Path(ckpt.dirpath) / "last.ckpt")
-        raise Interrupted(STATE.received)
+        raise Interrupted(STATE.received, trainer.global_step)

@@ -22,8 +22,8 @@ MARKER = ".interrupted"  # in a sweep dir: the sweep was interrupted; holds the 
 class Interrupted(BaseException):
     """A run stopped by a signal. BaseException, like KeyboardInterrupt: `except Exception` lets it through."""
 
-    def __init__(self, signum: int) -> None:
-        self.signum = signum
+    def __init__(self, signum: int, step: int | None = None) -> None:
+        self.signum, self.step = signum, step  # step: where training stopped, if it had started
         super().__init__(f"interrupted by {self.name}")
 
     @property
