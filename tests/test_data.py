@@ -65,6 +65,10 @@ def test_state_dict_resumes_mid_epoch() -> None:
     assert state == {"epoch": 2, "served": 2}
     assert [b[1].tolist() for b in resumed] == [b.tolist() for b in batches[2:]]
     assert len([*resumed]) == 4  # the next epoch is whole again
+    at_end = loader(x, y, 3, shuffle=True, seed=5)
+    at_end.load_state_dict({"epoch": 2, "served": 4})  # saved by the validation at the end of epoch 2
+    at_end.sampler.set_epoch(3)  # Lightning moves on to epoch 3 ...
+    assert len([*at_end]) == 4  # ... which must not skip what epoch 2 served
 
 
 def test_eval_ranks_count_each_sample_once_and_train_ranks_take_equal_steps() -> None:

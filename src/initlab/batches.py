@@ -25,7 +25,8 @@ class IndexBatches(Sampler[torch.Tensor]):
         self.total, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
         self.rank, self.world_size = rank, world_size
         self.n = -(-n // world_size) if shuffle else len(range(rank, n, world_size))  # samples this rank sees
-        self.epoch, self.served, self.skip = 0, 0, 0
+        self.epoch, self.served = 0, 0
+        self.resume_at: tuple[int, int] | None = None  # (epoch, batches already served) from a checkpoint
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -34,7 +35,8 @@ class IndexBatches(Sampler[torch.Tensor]):
         return {"epoch": self.epoch, "served": self.served}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
-        self.epoch, self.skip = state["epoch"], state["served"]  # resume mid-epoch where the checkpoint was
+        self.epoch = state["epoch"]
+        self.resume_at = (state["epoch"], state["served"])  # resume mid-epoch where the checkpoint was
 
     def __len__(self) -> int:
         return -(-self.n // self.batch_size)  # ceil: the last partial batch is kept
@@ -46,7 +48,10 @@ class IndexBatches(Sampler[torch.Tensor]):
             order = torch.cat([perm, perm[: self.n * self.world_size - self.total]])[self.rank :: self.world_size]
         else:
             order = torch.arange(self.rank, self.total, self.world_size)
-        start, self.skip = self.skip * self.batch_size, 0
+        # Skip what the checkpointed epoch already served, but only in that epoch: a checkpoint taken at the
+        # end of an epoch resumes in the next one (Lightning sets the new epoch first), which starts whole.
+        skip = self.resume_at[1] if self.resume_at and self.resume_at[0] == self.epoch else 0
+        start, self.resume_at = skip * self.batch_size, None
         for i in range(start, self.n, self.batch_size):
             self.served = i // self.batch_size + 1
             yield order[i : i + self.batch_size]  # [B]

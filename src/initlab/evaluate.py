@@ -15,19 +15,21 @@ from initlab.signals import STATE, Interrupted
 log = logging.getLogger(__name__)
 
 
-def _fit(cfg: DictConfig, dm: Any, module: Any, trainer: Any, ckpt: Path | None) -> float | None:
+def _fit(cfg: DictConfig, dm: Any, module: Any, trainer: Any, ckpt: Path | None, state: Any) -> float | None:
     """trainer.fit, resuming from ckpt; -> the last logged training loss. A signal ends it with Interrupted."""
     try:
         trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt) if ckpt else None, weights_only=True)
-    except SystemExit:  # Lightning's SIGTERMException, raised when SIGTERM arrives during validation
+    except SystemExit:  # Lightning's SIGTERMException: it stopped the loop after a batch (and its validation)
         if STATE.received:
+            state.commit()
             raise Interrupted(STATE.received, trainer.global_step) from None
         raise
-    if STATE.received:  # arrived in the last batch or the last validation
-        raise Interrupted(STATE.received, trainer.global_step)
+    state.discard()  # the run finished: its final weights are the checkpoint
     loss = trainer.callback_metrics.get("train/loss")  # read now: validate/test below reset it
     if trainer.checkpoint_callback is not None:  # last.ckpt = the final weights, not the last validation's
         trainer.save_checkpoint(Path(trainer.checkpoint_callback.dirpath) / "last.ckpt")
+    if STATE.received:  # arrived in the last batch or the last validation
+        raise Interrupted(STATE.received, trainer.global_step)
     return float(loss) if loss is not None else None
 
 
@@ -46,7 +48,7 @@ def fit_and_test(cfg: DictConfig, dm: Any, module: Any, trainer: Any, ckpt: Path
     if saved is not None:
         _load(module, saved, ckpt)  # a checkpoint of another shape fails here, in one line, not inside fit
     if cfg.train:
-        train_loss = _fit(cfg, dm, module, trainer, ckpt)
+        train_loss = _fit(cfg, dm, module, trainer, ckpt, state)
     val = trainer.validate(module, datamodule=dm, verbose=False)[0]
     test = trainer.test(module, datamodule=dm, verbose=False)[0]
     best = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback is not None else None

@@ -55,6 +55,7 @@ def quiet_frameworks(parallel: bool) -> None:
                  "lightning.pytorch.accelerators", "lightning.fabric.utilities.distributed"):  # fmt: skip
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=r".*LeafSpec")  # Lightning calls a deprecated torch API
+    warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")  # resuming
     quiet = logging.WARNING if parallel else logging.NOTSET
     for name in ("initlab", "lightning.pytorch"):
         logging.getLogger(name).setLevel(quiet)
@@ -160,6 +161,8 @@ def execute(cfg: DictConfig, job: Any, ckpt: Path | None) -> tuple[dict[str, Any
         if cfg.train and ckpt.parent.parent.resolve() == job.out.resolve():
             done = resume.finished(job.out, saved, cfg, job.overrides)
             if done is not None:
+                run_info = saved[resume.CKPT_KEY]  # Hydra rewrote .hydra/ for this command: put the run's back
+                resume.save_hydra_files(job.out, OmegaConf.create(run_info["config"]), run_info["overrides"])
                 log.info(
                     "%s already finished (%s after %d steps): nothing to do", job.out, done["status"], done["steps"]
                 )

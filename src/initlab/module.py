@@ -26,7 +26,6 @@ class Classifier(pl.LightningModule):
         optimizer: dict[str, Any],
         scheduler: dict[str, Any] | None = None,
         log_every_n_steps: int = 50,
-        manual_optimization: bool = True,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()  # plain dicts only: see the module docstring
@@ -37,29 +36,13 @@ class Classifier(pl.LightningModule):
         self.val_history: list[list[float]] = []  # [[step, val acc], ...]: how fast each init learns
         self.diverged = False
         self.first_loss: float | None = None  # the training loss at step 0
-        # One optimizer step a batch, taken in training_step: Lightning's automatic-optimization closure costs
-        # ~0.1 ms a step, ~8 % of this model's step on a CPU core. from_config switches back to automatic
-        # optimization when the Trainer is asked to clip or accumulate gradients (Lightning does those).
-        self.automatic_optimization = not manual_optimization
-        sched = scheduler or {}
-        self.scheduler_interval = sched.get("interval", "epoch") if sched.get("scheduler") else None  # or "step"
 
     @classmethod
     def from_config(cls, cfg: DictConfig) -> "Classifier":
         """Build from a composed config, keeping only plain containers of the hparam groups."""
         groups = ("model", "init", "act", "optimizer", "scheduler")
         plain = {k: OmegaConf.to_container(cfg[k], resolve=True) for k in groups}
-        trainer = cfg.trainer
-        manual = not trainer.get("gradient_clip_val") and trainer.get("accumulate_grad_batches", 1) == 1
-        return cls(**plain, log_every_n_steps=trainer.log_every_n_steps, manual_optimization=manual)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        # Lightning sets `_current_fx_name` (a str) around every hook call, ~40 times a step; nn.Module's
-        # __setattr__ first checks each value against Parameter/Buffer/Module (~2 us, ~0.1 ms a step here).
-        if name == "_current_fx_name":
-            object.__setattr__(self, name, value)
-        else:
-            super().__setattr__(name, value)
+        return cls(**plain, log_every_n_steps=cfg.trainer.log_every_n_steps)
 
     def on_train_start(self) -> None:
         self.first_step_unix = time.time()  # start-up ends here: data loaded, loop about to run
@@ -121,20 +104,7 @@ class Classifier(pl.LightningModule):
         self.first_loss = checkpoint.get("first_loss")
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = self._shared_step(batch, "train")
-        if self.automatic_optimization:
-            return loss  # Lightning steps, clipping or accumulating as the Trainer was told
-        opt = self.optimizers()
-        opt.zero_grad()
-        self.manual_backward(loss)
-        opt.step()  # runs the on_before_optimizer_step hooks too (the diagnostics' gradient norms)
-        if self.scheduler_interval == "step":
-            self.lr_schedulers().step()
-        return loss
-
-    def on_train_epoch_end(self) -> None:
-        if not self.automatic_optimization and self.scheduler_interval == "epoch":
-            self.lr_schedulers().step()
+        return self._shared_step(batch, "train")  # Lightning steps, clips, accumulates and schedules
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._shared_step(batch, "val")
@@ -144,8 +114,9 @@ class Classifier(pl.LightningModule):
 
     def configure_optimizers(self) -> Any:
         optimizer = instantiate(self.hparams.optimizer, _partial_=True)(self.parameters())
-        if self.scheduler_interval is None:
+        sched = dict(self.hparams.scheduler or {})
+        if not sched.get("scheduler"):
             return optimizer
-        scheduler = instantiate(self.hparams.scheduler["scheduler"], _partial_=True)(optimizer)
-        sched = {"scheduler": scheduler, "interval": self.scheduler_interval, "name": "lr"}
-        return {"optimizer": optimizer, "lr_scheduler": sched}
+        scheduler = instantiate(sched.pop("scheduler"), _partial_=True)(optimizer)
+        # interval (epoch | step), frequency, monitor (ReduceLROnPlateau): Lightning's scheduler config keys
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "name": "lr", **sched}}

@@ -19,9 +19,11 @@ from initlab.errors import CheckpointError
 from initlab.record import parse_overrides
 
 log = logging.getLogger(__name__)
-RESUMABLE = ("ckpt_path", "train", "num_threads", "trainer.max_epochs", "trainer.max_steps", "data.data_dir",
-             "data.download", "trainer.accelerator", "trainer.devices", "trainer.enable_progress_bar",
-             "trainer.enable_model_summary")  # fmt: skip
+RESUMABLE = (  # what a resume may change: where and how fast it runs, and how long (changes no number)
+    "ckpt_path", "train", "num_threads", "data.data_dir", "data.download", "data.eval_batch_size",
+    "trainer.max_epochs", "trainer.max_steps", "trainer.accelerator", "trainer.devices", "trainer.strategy",
+    "trainer.num_nodes", "trainer.enable_progress_bar", "trainer.enable_model_summary",
+)  # fmt: skip
 EXTENDING = ("trainer.max_epochs", "trainer.max_steps")  # given larger, they continue a finished run
 SAFE_PREFIXES = ("initlab.", "torch.optim.", "torch.nn.", "lightning.pytorch.callbacks.", "lightning.pytorch.loggers.")
 CKPT_KEY = "initlab"  # the run's config, choices and overrides, stored in every checkpoint
@@ -90,7 +92,8 @@ def check_targets(cfg: DictConfig, allowed: set[str], path: Path) -> None:
             target = node.get("_target_")
             if target is not None and target not in allowed and not str(target).startswith(SAFE_PREFIXES):
                 raise CheckpointError(f"ckpt_path={str(path)!r} names _target_ {target!r} at {where or 'top'}, "
-                                      "which no config offers; refusing to run it")  # fmt: skip
+                                      "which no config offers; refusing to run it (if you trust it, give "
+                                      f"{where}._target_={target} on the command line)")  # fmt: skip
             for k, v in node.items():
                 walk(v, f"{where}.{k}" if where else str(k))
         elif isinstance(node, list):

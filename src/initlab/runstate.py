@@ -13,14 +13,16 @@ from initlab.signals import STATE, Interrupted
 class RunState(pl.Callback):
     """Stores the run's config, group choices, overrides and wall time so far in each checkpoint.
 
-    On a signal it saves last.ckpt at the end of the batch in progress (a consistent point: the loader's
-    position and the loops' counters match the weights), then raises Interrupted.
+    On a signal it saves last.ckpt where the run can resume exactly, then raises Interrupted: after the batch
+    in progress, unless a validation follows that batch, in which case after the validation (Lightning, resumed
+    from a checkpoint taken between a batch and its validation, would skip that validation).
     """
 
     def __init__(self, config: dict, choices: dict, overrides: list[str]) -> None:
         self.run = {"config": config, "choices": choices, "overrides": list(overrides)}
         self.started = time.perf_counter()
         self.prior_s = 0.0  # wall time of the segments before a resume
+        self.pending: Path | None = None  # a checkpoint taken at a batch end, kept if no validation follows
 
     def elapsed(self) -> float:
         return self.prior_s + time.perf_counter() - self.started
@@ -32,15 +34,46 @@ class RunState(pl.Callback):
         self.prior_s = float(checkpoint.get(CKPT_KEY, {}).get("elapsed_s", 0.0))
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        STATE.defer = True  # from here a signal stops the loop at a batch end
+        STATE.defer = True  # from here a signal stops the loop at a point it can resume from
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         STATE.defer = False
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
-        if STATE.received is None:
-            return
+    @staticmethod
+    def _last(trainer: pl.Trainer) -> Path | None:
         ckpt = trainer.checkpoint_callback
-        if ckpt is not None and ckpt.dirpath:
-            trainer.save_checkpoint(Path(ckpt.dirpath) / "last.ckpt")
-        raise Interrupted(STATE.received, trainer.global_step)
+        return Path(ckpt.dirpath) / "last.ckpt" if ckpt is not None and ckpt.dirpath else None
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
+        last = self._last(trainer)
+        if STATE.received is not None and self.pending is None and last is not None:
+            self.pending = last.with_name("last.ckpt.pending")
+            trainer.save_checkpoint(self.pending)
+
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.pending is not None:  # a validation follows the batch: stop after it instead
+            self.pending.unlink(missing_ok=True)
+            self.pending = None
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if STATE.received is not None and trainer.state.fn == "fit" and not trainer.sanity_checking:
+            last = self._last(trainer)
+            if last is not None:
+                trainer.save_checkpoint(last)
+            raise Interrupted(STATE.received, trainer.global_step)
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
+        if self.pending is not None:  # no validation came: the batch-end checkpoint is the resume point
+            self.commit()
+            raise Interrupted(STATE.received, trainer.global_step)
+
+    def commit(self) -> None:
+        """Make a pending signal-time checkpoint last.ckpt (Lightning stopped the loop itself, on SIGTERM)."""
+        if self.pending is not None:
+            self.pending.replace(self.pending.with_name("last.ckpt"))
+            self.pending = None
+
+    def discard(self) -> None:
+        if self.pending is not None:
+            self.pending.unlink(missing_ok=True)
+            self.pending = None

@@ -93,6 +93,12 @@ def register_job(sweep_dir: Path) -> Path | None:
         return None
 
 
+def clear_sweep_marks(sweep_dir: Path) -> None:
+    (sweep_dir / MARKER).unlink(missing_ok=True)
+    for pid_file in (sweep_dir / ".jobs").glob("*.pid"):
+        pid_file.unlink(missing_ok=True)
+
+
 def sweep_interrupted(sweep_dir: Path) -> str | None:
     """The signal that interrupted the sweep in sweep_dir (its name), or None."""
     marker = sweep_dir / MARKER

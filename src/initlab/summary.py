@@ -213,6 +213,7 @@ class SweepSummary(Callback):
 
         signals.STATE.sweep_dir = Path(config.hydra.sweep.dir).absolute()  # a signal now: mark, forward, finish
         signals.STATE.jobs_dir = signals.STATE.sweep_dir / ".jobs"
+        signals.clear_sweep_marks(signals.STATE.sweep_dir)  # a sweep run again (to resume it) starts unmarked
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         import signal

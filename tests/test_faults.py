@@ -1,0 +1,168 @@
+"""Faults as a user or a cluster causes them, through the command line: signals, kill -9, two processes on one
+dir, a full disk, an interrupted sweep. Each run's record must say what happened, and resuming must give the
+record an uninterrupted run would have written."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import FAST, ROOT, run, run_cli
+from tests.test_resume import TIMING, scalars
+
+pytestmark = pytest.mark.slow
+
+
+def long_run(data: Path) -> list[str]:
+    """~4000 small steps (a few seconds): long enough to be caught mid-run, with a checkpoint every 100."""
+    return [f"data.data_dir={data}", "data.val_size=100", "data.batch_size=1", "optimizer.lr=0.001",
+            "trainer.max_epochs=8", "trainer.val_check_interval=100", "trainer.enable_progress_bar=false"]  # fmt: skip
+
+
+def start(*args: str, cwd: Path = ROOT) -> subprocess.Popen:
+    cmd = [sys.executable, str(ROOT / "train.py"), *args]
+    return subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # fmt: skip
+
+
+def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
+    end = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        assert time.monotonic() < end, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+def live_processes(session: int, wait: float = 10) -> list[str]:
+    """Processes of a session still running (zombies are dead: they only wait for init to reap them)."""
+    end = time.monotonic() + wait
+    while True:
+        ps = subprocess.run(["ps", "-o", "stat=,cmd=", "-s", str(session)], capture_output=True, text=True).stdout
+        live = [line for line in ps.splitlines() if line.strip() and not line.strip().startswith("Z")]
+        if not live or time.monotonic() > end:
+            return live
+        time.sleep(0.2)
+
+
+def record(run_dir: Path) -> dict:
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+def same_record(resumed: dict, whole: dict) -> None:
+    assert {k: v for k, v in resumed.items() if k not in TIMING} == {k: v for k, v in whole.items() if k not in TIMING}
+
+
+def test_sigterm_then_resume_gives_the_uninterrupted_record(make_cfg, tiny_mnist: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    proc = start(*long_run(tiny_mnist), f"hydra.run.dir={run_dir}")
+    wait_for(run_dir / "checkpoints" / "last.ckpt", proc)
+    intruder = run_cli(*long_run(tiny_mnist), f"hydra.run.dir={run_dir}")  # a second process, same dir
+    assert intruder.returncode == 1 and f"is in use by pid {proc.pid}" in intruder.stderr
+    assert "Traceback" not in intruder.stderr
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
+    stopped = record(run_dir)
+    step = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
+    assert stopped["status"] == "interrupted" and stopped["signal"] == "SIGTERM" and stopped["steps"] == step
+    assert 100 <= step < 4000 and "test/acc" not in stopped  # last.ckpt is where it stopped, not a validation's
+    overrides = (run_dir / ".hydra" / "overrides.yaml").read_text()
+
+    resumed = run_cli(f"hydra.run.dir={run_dir}", "ckpt_path=last")  # the README's command, nothing else
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    whole = run(make_cfg(*long_run(tiny_mnist), fast=False, out=tmp_path / "whole"))
+    same_record(record(run_dir), whole)
+    assert record(run_dir)["resumed"][0]["from_step"] == step
+    assert record(run_dir)["wall_time_s"] > stopped["wall_time_s"]  # both segments
+    assert scalars(run_dir) == scalars(tmp_path / "whole")
+    assert (run_dir / ".hydra" / "overrides.yaml").read_text() == overrides
+
+    before = (run_dir / "metrics.json").read_bytes()
+    again = run_cli(f"hydra.run.dir={run_dir}", "ckpt_path=last")
+    assert again.returncode == 0 and "nothing to do" in again.stderr
+    assert (run_dir / "metrics.json").read_bytes() == before
+    other = run_cli(*long_run(tiny_mnist), "seed=1", f"hydra.run.dir={run_dir}")  # a new run into a used dir
+    assert other.returncode == 1 and "already holds a run" in other.stderr and "Traceback" not in other.stderr
+    assert (run_dir / ".hydra" / "overrides.yaml").read_text() == overrides
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+def test_ctrl_c_and_kill_9_resume_exactly(make_cfg, tiny_mnist: Path, tmp_path: Path, sig: int) -> None:
+    run_dir = tmp_path / "run"
+    proc = start(*long_run(tiny_mnist), "init=xavier", "act=tanh", f"hydra.run.dir={run_dir}")
+    wait_for(run_dir / "checkpoints" / "last.ckpt", proc)
+    time.sleep(0.3)
+    proc.send_signal(sig)
+    proc.communicate(timeout=120)
+    if sig == signal.SIGINT:
+        assert proc.returncode == 130 and record(run_dir)["signal"] == "SIGINT"
+    else:
+        assert proc.returncode == -signal.SIGKILL and not (run_dir / "metrics.json").exists()
+    resumed = run_cli(f"hydra.run.dir={run_dir}", "ckpt_path=last")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    whole = run(make_cfg(*long_run(tiny_mnist), "init=xavier", "act=tanh", fast=False, out=tmp_path / "whole"))
+    same_record(record(run_dir), whole)
+    assert scalars(run_dir) == scalars(tmp_path / "whole")
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_half_file(tiny_mnist: Path, tmp_path: Path) -> None:
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=800k", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root); test_rundir simulates ENOSPC instead")
+    try:
+        proc = run_cli(f"data.data_dir={tiny_mnist}", *FAST, f"hydra.run.dir={disk}/run")
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr
+        assert proc.stderr.strip().splitlines()[-1].endswith("No space left on device")
+        for ckpt in (disk / "run").glob("checkpoints/*"):
+            torch.load(ckpt, weights_only=True)  # nothing half-written under a final name
+        assert not list((disk / "run").rglob("*.tmp"))
+        left = record(disk / "run")
+        assert left["status"] == "failed" and "No space left" in left["error"] and "test/acc" not in left
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_interrupted_sweep_records_everything_and_resumes(tiny_mnist: Path, tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    grid = ["-m", "init=lecun,kaiming,xavier", "act=tanh,relu", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+    proc = start(*grid, *long_run(tiny_mnist), f"hydra.sweep.dir={sweep}")
+    end = time.monotonic() + 120
+    while not list(sweep.glob("*/checkpoints/last.ckpt")):
+        assert proc.poll() is None and time.monotonic() < end, proc.communicate()[1][-3000:]
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
+    assert not live_processes(proc.pid)  # no worker left behind
+    rows = (sweep / "summary.csv").read_text().splitlines()
+    status = [r.split(",")[-2] for r in rows[1:]]
+    assert len(status) == 6 and "interrupted" in status and "not run" in status and "ok" not in status
+    assert "sweep interrupted by SIGTERM" in err
+
+    again = run_cli(*grid, *long_run(tiny_mnist), f"hydra.sweep.dir={sweep}", "ckpt_path=last")  # the requeue
+    assert again.returncode == 0, again.stderr[-3000:]
+    status = [json.loads(p.read_text())["status"] for p in sweep.glob("*/metrics.json")]
+    assert status == ["ok"] * 6 and "not run" not in (sweep / "summary.md").read_text()
+
+
+def test_the_console_says_each_thing_once(tiny_mnist: Path, tmp_path: Path) -> None:
+    single = run_cli(f"data.data_dir={tiny_mnist}", *FAST[:-2], "trainer.enable_progress_bar=false",
+                     f"hydra.run.dir={tmp_path}/one")  # fmt: skip
+    lines = [line for line in (single.stdout + single.stderr).splitlines() if line.strip()]
+    assert single.returncode == 0 and len(lines) <= 15, "\n".join(lines)
+    logged = [line for line in lines if line.startswith("[")]
+    assert len(logged) == len(set(logged))  # nothing twice
+    assert not [line for line in lines if "Tip" in line or "GPU available" in line or "Warning" in line]
+    assert "Total params" in single.stderr  # a single run keeps its model table
+    sweep = run_cli("-m", "init=lecun,kaiming", "hydra/launcher=joblib", f"data.data_dir={tiny_mnist}", *FAST,
+                    f"hydra.sweep.dir={tmp_path}/sweep")  # fmt: skip
+    job_lines = [line for line in sweep.stderr.splitlines() if "][initlab." in line or "][lightning" in line]
+    assert sweep.returncode == 0 and len(job_lines) == 2, "\n".join(job_lines)  # one line a parallel job
+    assert all("test/acc=" in line for line in job_lines) and "Total params" not in sweep.stderr
