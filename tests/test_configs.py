@@ -41,7 +41,9 @@ def test_choice_composes_and_builds(make_cfg, group: str, choice: str) -> None:
 
 def test_combo_sets_init_and_act(make_cfg) -> None:
     cfg = make_cfg("combo=xavier_relu")
-    assert (cfg.init.name, cfg.act.name) == ("xavier", "relu")
+    choices = cfg.hydra.runtime.choices
+    assert (choices.init, choices.act) == ("xavier", "relu")
+    assert cfg.init.weight._target_ == "torch.nn.init.xavier_normal_" and cfg.act._target_ == "torch.nn.ReLU"
 
 
 def test_experiments_are_sweeps_that_say_how_to_run_them(make_cfg) -> None:
@@ -59,7 +61,9 @@ def test_defaults_are_the_classic_experiment(make_cfg) -> None:
     assert (cfg.optimizer.lr, cfg.optimizer.momentum, cfg.optimizer.nesterov) == (0.1, 0.9, True)
     assert cfg.scheduler.scheduler.step_size == 1 and cfg.scheduler.scheduler.gamma == 0.96
     assert cfg.scheduler.interval == "epoch" and cfg.trainer.max_epochs == 5
-    assert (cfg.init.name, cfg.act.name, cfg.seed) == ("kaiming", "relu", 0)
+    assert (cfg.init.weight._target_, cfg.init.weight.nonlinearity, cfg.init.bias) == (
+        "torch.nn.init.kaiming_normal_", "relu", "zero")  # fmt: skip
+    assert (cfg.act._target_, cfg.seed) == ("torch.nn.ReLU", 0)
     assert cfg.trainer.accelerator == "auto"
 
 

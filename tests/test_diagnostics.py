@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from torch import nn
 
 from initlab.diagnostics import activation_stats, grad_norms, weight_stats
 from initlab.model import MLP
@@ -11,8 +12,12 @@ from initlab.model import MLP
 X = torch.tensor([[1.0, 2.0], [3.0, 4.0]])  # [B=2, 2]
 
 
+ACTS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
+KAIMING = {"weight": None, "bias": "zero", "variance": "2 / fan_in"}
+
+
 def tiny(act: str) -> MLP:
-    net = MLP(hidden_dims=[2], act=act, input_dim=2, num_classes=2)
+    net = MLP(ACTS[act], hidden_dims=[2], input_dim=2, num_classes=2)
     with torch.no_grad():
         net[0].weight.copy_(torch.tensor([[1.0, 0.0], [0.0, -1.0]]))  # z = [[1, -2], [3, -4]]
         net[0].bias.zero_()
@@ -20,7 +25,7 @@ def tiny(act: str) -> MLP:
 
 
 def test_relu_stats_by_hand() -> None:
-    stats, acts = activation_stats(tiny("relu"), X, "relu")
+    stats, acts = activation_stats(tiny("relu"), X)
     assert stats["layer1/preact_mean"] == pytest.approx(-0.5)
     assert stats["layer1/preact_std"] == pytest.approx(math.sqrt(29 / 3))  # unbiased, as torch.std
     assert stats["layer1/act_mean"] == pytest.approx(1.0)  # a = [[1, 0], [3, 0]]
@@ -31,16 +36,16 @@ def test_relu_stats_by_hand() -> None:
 
 
 def test_tanh_and_sigmoid_saturation_by_hand() -> None:
-    stats, _ = activation_stats(tiny("tanh"), X, "tanh")
+    stats, _ = activation_stats(tiny("tanh"), X)
     assert stats["layer1/saturated_frac"] == 0.5  # tanh(3), tanh(-4) beyond 0.99; tanh(1), tanh(-2) not
     assert "layer1/dead_frac" not in stats
-    stats, _ = activation_stats(tiny("sigmoid"), X, "sigmoid")
+    stats, _ = activation_stats(tiny("sigmoid"), X)
     assert stats["layer1/saturated_frac"] == 0.0  # sigmoid(-4) = 0.018, sigmoid(3) = 0.953: none beyond
     assert stats["layer1/act_mean"] == pytest.approx(float(torch.sigmoid(torch.tensor([1.0, -2, 3, -4])).mean()))
 
 
 def test_weight_std_and_theory() -> None:
-    stats = weight_stats(tiny("relu"), "kaiming")
+    stats = weight_stats(tiny("relu"), KAIMING)
     assert stats["layer1/weight_std"] == pytest.approx(math.sqrt(2 / 3))  # entries 1, 0, 0, -1
     assert stats["layer1/weight_std_init"] == pytest.approx(1.0)  # sqrt(2 / fan_in), fan_in = 2
     assert "out/weight_std" in stats

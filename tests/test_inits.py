@@ -1,17 +1,25 @@
-"""Each init draws weights with the variance its theory states; bias rules and bad names behave."""
+"""Each init config draws weights with the variance its theory states, on Linear and Conv layers alike.
 
+The expected variances below are an independent statement of the textbook formulas: the configs' own
+`variance` expressions must agree with them, and the weights torch draws must agree with both.
+"""
+
+import logging
 import math
+from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 from torch import nn
 
-from initlab.errors import ConfigError
-from initlab.inits import INITS, apply_init, theoretical_std
+from initlab.cli import CONF_DIR
+from initlab.inits import apply_init, expected_variance, fans, sigma_w2, variance
 from initlab.model import MLP
 
 FAN_IN, FAN_OUT = 800, 600  # 480k weights: the sample variance is within ~0.5% of the truth
-EXPECTED_VAR = {
+TEXTBOOK = {
+    "zero": 0.0,
     "normal": 1.0,
     "lecun": 1 / FAN_IN,
     "xavier": 2 / (FAN_IN + FAN_OUT),
@@ -21,50 +29,81 @@ EXPECTED_VAR = {
     "orthogonal": 1 / max(FAN_IN, FAN_OUT),
     "default": 1 / (3 * FAN_IN),
 }
+SIGMA_W2 = {"lecun": 1.0, "kaiming": 2.0, "kaiming_uniform": 2.0, "default": 1 / 3, "zero": 0.0}
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED_VAR))
+def init(name: str) -> dict:
+    return OmegaConf.to_container(OmegaConf.load(Path(CONF_DIR) / "init" / f"{name}.yaml"))
+
+
+def test_every_shipped_init_has_a_textbook_entry() -> None:
+    assert {p.stem for p in (Path(CONF_DIR) / "init").glob("*.yaml")} == set(TEXTBOOK)
+
+
+@pytest.mark.parametrize("name", sorted(TEXTBOOK))
 def test_weight_variance_matches_theory(name: str) -> None:
     torch.manual_seed(0)
-    layer = apply_init(nn.Linear(FAN_IN, FAN_OUT), name)
-    var = layer.weight.var().item()
-    assert var == pytest.approx(EXPECTED_VAR[name], rel=0.03)
-    assert abs(layer.weight.mean().item()) < 0.05 * math.sqrt(EXPECTED_VAR[name])
-    assert theoretical_std(name, FAN_IN, FAN_OUT) == pytest.approx(math.sqrt(EXPECTED_VAR[name]))
+    layer = apply_init(nn.Linear(FAN_IN, FAN_OUT), init(name))
+    assert expected_variance(init(name), FAN_IN, FAN_OUT) == pytest.approx(TEXTBOOK[name])  # the config's claim
+    assert layer.weight.var().item() == pytest.approx(TEXTBOOK[name], rel=0.03, abs=1e-12)  # what torch drew
+    assert abs(layer.weight.mean().item()) <= 0.05 * math.sqrt(TEXTBOOK[name])
+    bias = layer.bias.abs().max().item()
+    assert bias == 0 if name != "default" else 0 < bias <= 1 / math.sqrt(FAN_IN)
 
 
-def test_every_init_has_a_theory() -> None:
-    assert set(INITS) == {*EXPECTED_VAR, "zero"}
+@pytest.mark.parametrize("name", ["kaiming", "lecun", "xavier", "default"])
+def test_conv_layers_get_the_same_theory_with_the_receptive_field(name: str) -> None:
+    torch.manual_seed(0)
+    conv = apply_init(nn.Conv2d(32, 64, kernel_size=5), init(name))  # fan_in = 32*25, fan_out = 64*25
+    assert fans(conv.weight) == (800, 1600)
+    assert conv.weight.var().item() == pytest.approx(expected_variance(init(name), 800, 1600), rel=0.03)
+
+
+@pytest.mark.parametrize("name", sorted(TEXTBOOK))
+def test_sigma_w2_where_the_theory_has_one(name: str) -> None:
+    expected = SIGMA_W2.get(name)  # None: Var(w) x fan_in depends on the layer (xavier, orthogonal, normal)
+    assert sigma_w2(init(name)) == (pytest.approx(expected) if expected is not None else None)
+
+
+def test_variance_expressions_are_arithmetic_only() -> None:
+    assert variance("gain ** 2 * 2 / (fan_in + fan_out)", {"gain": 2, "fan_in": 3, "fan_out": 5}) == 1.0
+    for bad in ("__import__('os').system('x')", "fan_in.__class__", "open('f')", "[1]"):
+        with pytest.raises(ValueError):
+            variance(bad, {"fan_in": 1})
 
 
 def test_zero_gives_zeros() -> None:
-    layer = apply_init(nn.Linear(50, 20), "zero")
+    layer = apply_init(nn.Linear(50, 20), init("zero"))
     assert torch.count_nonzero(layer.weight) == 0 and torch.count_nonzero(layer.bias) == 0
 
 
 @pytest.mark.parametrize("shape", [(100, 784), (784, 100)])
 def test_orthogonal_rows_or_columns_are_orthonormal(shape: tuple[int, int]) -> None:
-    w = apply_init(nn.Linear(shape[1], shape[0]), "orthogonal").weight  # [fan_out, fan_in]
+    w = apply_init(nn.Linear(shape[1], shape[0]), init("orthogonal")).weight  # [fan_out, fan_in]
     gram = w @ w.T if shape[0] <= shape[1] else w.T @ w
     assert torch.allclose(gram, torch.eye(min(shape)), atol=1e-4)
 
 
 def test_bias_rules() -> None:
     torch.manual_seed(0)
-    assert torch.count_nonzero(apply_init(nn.Linear(10, 10), "kaiming", bias="zero").bias) == 0
-    kept = apply_init(nn.Linear(10, 10), "kaiming", bias="default").bias
+    assert torch.count_nonzero(apply_init(nn.Linear(10, 10), init("kaiming")).bias) == 0
+    kept = apply_init(nn.Linear(10, 10), {**init("kaiming"), "bias": "default"}).bias
     assert torch.count_nonzero(kept) == 10 and kept.abs().max() <= 1 / math.sqrt(10)
 
 
-def test_applies_to_every_linear_layer() -> None:
+def test_applies_to_every_weighted_layer_and_names_the_others(caplog: pytest.LogCaptureFixture) -> None:
     torch.manual_seed(0)
-    net = apply_init(MLP(hidden_dims=[300, 300], act="tanh"), "normal")
+    caplog.set_level(logging.INFO, logger="initlab.inits")
+    net = apply_init(nn.Sequential(MLP(nn.Tanh, hidden_dims=[300, 300]), nn.LayerNorm(10)), init("normal"))
     linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
     assert len(linears) == 3
     for layer in linears:
         assert layer.weight.std().item() == pytest.approx(1.0, rel=0.1)
+    assert "1 (LayerNorm)" in caplog.text and "torch's default" in caplog.text
 
 
-def test_unknown_init_names_valid_choices() -> None:
-    with pytest.raises(ConfigError, match=r"init='bogus'.*kaiming.*xavier"):
-        apply_init(nn.Linear(2, 2), "bogus")
+def test_a_config_can_change_the_init_arguments() -> None:
+    torch.manual_seed(0)
+    fan_out_init = {**init("kaiming"), "weight": {**init("kaiming")["weight"], "mode": "fan_out"}}
+    layer = apply_init(nn.Linear(FAN_IN, 100), fan_out_init)
+    assert layer.weight.var().item() == pytest.approx(2 / 100, rel=0.03)  # fan_out honoured, not ignored

@@ -142,7 +142,7 @@ def test_original_config_and_overrides_survive(make_cfg, tmp_path: Path, monkeyp
     run(make_cfg(CRASH, "ckpt_path=last", out=tmp_path))
     saved = (hydra_dir / "overrides.yaml").read_text()
     assert "init=lecun" in saved and "act=tanh" in saved and "seed=3" in saved
-    assert "name: lecun" in (hydra_dir / "config.yaml").read_text()
+    assert "nonlinearity: linear" in (hydra_dir / "config.yaml").read_text()  # lecun's, not the default kaiming
 
 
 def real_checkpoint(make_cfg, tmp_path: Path) -> Path:

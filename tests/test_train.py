@@ -33,13 +33,21 @@ def test_tensorboard_has_scalars_and_hparams(make_cfg, tmp_path: Path) -> None:
     run(make_cfg())
     acc = EventAccumulator(str(tmp_path)).Reload()
     tags = set(acc.Tags()["scalars"])
-    assert {"train/loss", "train/acc", "val/loss", "val/acc", "test/acc", "lr", "hp/test_acc"} <= tags
+    assert {"train/loss", "train/acc", "val/loss", "val/acc", "test/acc", "lr", "val/acc_best"} <= tags
     assert "hp_metric" not in tags
     diag = {"diag/layer1/act_std", "diag/layer1/dead_frac", "diag/layer1/weight_std", "diag/layer1/grad_norm"}
     assert diag <= tags and acc.Scalars("diag/layer1/grad_norm")[0].step == 0  # the init's story, before any update
     assert "diag/layer1/weight" in acc.Tags()["histograms"]
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
     plugins = acc.PluginTagToContent("hparams")
-    assert "_hparams_/session_start_info" in plugins
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(plugins["_hparams_/experiment"]).experiment
+    assert sorted(h.name for h in experiment.hparam_infos)[:5] == ["act", "batch_size", "init", "lr", "optimizer"]
+    metrics = {m.name.tag for m in experiment.metric_infos}
+    assert metrics == {"test/acc", "val/acc", "val/acc_best", "train/loss"}  # results are metrics, not hparams
+    start = plugin_data_pb2.HParamsPluginData.FromString(plugins["_hparams_/session_start_info"]).session_start_info
+    assert start.hparams["init"].string_value == "kaiming" and start.hparams["act"].string_value == "relu"
+    assert not any("acc" in k or "steps" in k or "startup" in k for k in start.hparams)
 
 
 def test_checkpoint_reloads_with_weights_only(make_cfg, tmp_path: Path) -> None:
@@ -47,7 +55,8 @@ def test_checkpoint_reloads_with_weights_only(make_cfg, tmp_path: Path) -> None:
     ckpt = tmp_path / "checkpoints" / "last.ckpt"
     torch.load(ckpt, weights_only=True)  # raises UnpicklingError if a callable was pickled
     model = Classifier.load_from_checkpoint(ckpt, weights_only=True)
-    assert model.hparams.init["name"] == "lecun" and model.hparams.act["name"] == "leaky_relu"
+    assert model.hparams.init["weight"]["nonlinearity"] == "linear" and model.hparams.act["negative_slope"] == 0.01
+    assert isinstance(model.net[1], torch.nn.LeakyReLU) and model.net[1].negative_slope == 0.01
 
 
 def test_divergence_stops_early_and_is_recorded(make_cfg, tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from initlab.errors import ConfigError
+from initlab.inits import BIAS_RULES, variance
 
 Rule = Callable[[str, Any], None]
 
@@ -75,6 +76,24 @@ def either(*rules: Rule) -> Rule:
     return rule
 
 
+def target(key: str, v: Any) -> None:
+    if not isinstance(v, DictConfig | dict) or not isinstance(v.get("_target_"), str) or not v["_target_"]:
+        _fail(key, v, "a config with a _target_ (a class or function to instantiate)")
+
+
+def init_rule(key: str, v: Any) -> None:
+    """weight: a _target_ or null; bias: a rule; variance: an expression in fan_in, fan_out, weight's numbers."""
+    if not isinstance(v, DictConfig) or "variance" not in v:
+        _fail(key, v, "a config with weight, bias and variance (see conf/init/kaiming.yaml)")
+    either(one_of(None), target)(f"{key}.weight", v.get("weight"))
+    one_of(*BIAS_RULES)(f"{key}.bias", v.get("bias", "zero"))
+    numbers = {k: x for k, x in (v.weight or {}).items() if isinstance(x, int | float) and not isinstance(x, bool)}
+    try:
+        variance(v.variance, {**numbers, "fan_in": 100.0, "fan_out": 10.0})
+    except (ValueError, SyntaxError, ZeroDivisionError, TypeError) as e:
+        _fail(f"{key}.variance", v.variance, f"an expression in fan_in, fan_out and numbers, e.g. '2 / fan_in' ({e})")
+
+
 def text(key: str, v: Any) -> None:
     if not isinstance(v, str) or not v:
         _fail(key, v, "a non-empty string")
@@ -115,7 +134,8 @@ RULES: dict[str, Rule] = {
     "model.num_classes": number(2, integer=True),
     "act.alpha": number(),
     "act.negative_slope": number(),
-    "init.bias": one_of("zero", "default"),
+    "init": init_rule,
+    "act": target,
     "trainer.max_epochs": POSITIVE_INT,
     "trainer.max_steps": number(1, integer=True, also=(-1,)),
     "trainer.val_check_interval": either(POSITIVE_INT, number(0, 1, lo_open=True)),

@@ -21,7 +21,7 @@ class MNISTDataModule(pl.LightningDataModule):
     def __init__(self, data_dir: str = "data", batch_size: int = 100, eval_batch_size: int = 1000,
                  val_size: int = 5000, seed: int = 0, download: bool = True) -> None:  # fmt: skip
         super().__init__()
-        self.save_hyperparameters()  # in checkpoints: evaluation rebuilds the same validation split
+        self.save_hyperparameters(logger=False)  # in checkpoints: evaluation rebuilds the same validation split
         self.data_dir, self.batch_size, self.eval_batch_size = data_dir, batch_size, eval_batch_size
         self.val_size, self.seed, self.download = val_size, seed, download
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}

@@ -18,12 +18,12 @@ import lightning.pytorch as pl
 import torch
 from torch import nn
 
-from initlab.inits import theoretical_std
+from initlab.inits import expected_variance, fans
 
 log = logging.getLogger(__name__)
-SATURATED: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "tanh": lambda a: a.abs() > 0.99,
-    "sigmoid": lambda a: (a < 0.01) | (a > 0.99),
+SATURATED: dict[type[nn.Module], Callable[[torch.Tensor], torch.Tensor]] = {  # by the activation's class
+    nn.Tanh: lambda a: a.abs() > 0.99,
+    nn.Sigmoid: lambda a: (a < 0.01) | (a > 0.99),
 }
 
 
@@ -33,18 +33,18 @@ def linear_names(net: nn.Module) -> list[tuple[str, nn.Linear]]:
 
 
 @torch.no_grad()
-def activation_stats(net: nn.Module, x: torch.Tensor, act: str) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
+def activation_stats(net: nn.Module, x: torch.Tensor) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
     """Forward x [B, 784] through the hidden layers; -> (stats, activations by layer name)."""
     names, values, acts = [], [], {}
-    h = x
+    h = x.flatten(1)
     for i, (linear, act_fn) in enumerate(net.hidden, start=1):
         z = linear(h)  # [B, n_out] pre-activation
         h = act_fn(z)  # [B, n_out]
         acts[f"layer{i}"] = h
         parts = {"preact_mean": z.mean(), "preact_std": z.std(), "act_mean": h.mean(), "act_std": h.std()}
-        if act in SATURATED:
-            parts["saturated_frac"] = SATURATED[act](h).float().mean()
-        if act == "relu":
+        if type(act_fn) in SATURATED:
+            parts["saturated_frac"] = SATURATED[type(act_fn)](h).float().mean()
+        if isinstance(act_fn, nn.ReLU):
             parts["dead_frac"] = (h == 0).all(dim=0).float().mean()  # a unit dead for every sample
         names += [f"layer{i}/{k}" for k in parts]
         values += list(parts.values())
@@ -53,11 +53,12 @@ def activation_stats(net: nn.Module, x: torch.Tensor, act: str) -> tuple[dict[st
 
 
 @torch.no_grad()
-def weight_stats(net: nn.Module, init: str) -> dict[str, float]:
+def weight_stats(net: nn.Module, init: dict) -> dict[str, float]:
+    """Each Linear's weight std, beside the std its init's stated variance predicts."""
     out = {}
     for name, m in linear_names(net):
         out[f"{name}/weight_std"] = m.weight.std().item()
-        out[f"{name}/weight_std_init"] = theoretical_std(init, m.in_features, m.out_features)
+        out[f"{name}/weight_std_init"] = expected_variance(init, *fans(m.weight)) ** 0.5
     return out
 
 
@@ -90,8 +91,8 @@ class LayerDiagnostics(pl.Callback):
         if self.probe is None:
             self.probe = batch[0].detach().clone()  # fixed from here on, so curves compare like with like
         hp = pl_module.hparams
-        stats, acts = activation_stats(pl_module.net, self.probe, hp.act["name"])
-        self._log(trainer, stats | weight_stats(pl_module.net, hp.init["name"]))
+        stats, acts = activation_stats(pl_module.net, self.probe)
+        self._log(trainer, stats | weight_stats(pl_module.net, hp.init))
         if self._due(step, self.hist_every):
             for lg in trainer.loggers:
                 if isinstance(lg, pl.loggers.TensorBoardLogger):

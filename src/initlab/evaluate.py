@@ -9,7 +9,7 @@ from omegaconf import DictConfig
 import initlab
 from initlab.errors import CheckpointError
 from initlab.job import judge
-from initlab.record import hparams, identity
+from initlab.record import RESULTS, hparams, identity
 from initlab.signals import STATE, Interrupted
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,22 @@ def _load(module: Any, saved: dict[str, Any], ckpt: Path) -> None:
     except (RuntimeError, KeyError) as e:
         first = str(e).strip().splitlines()[0][:200]
         raise CheckpointError(f"ckpt_path={str(ckpt)!r} holds another architecture: {first}") from e
+
+
+def log_results(trainer: Any, params: dict[str, Any], results: dict[str, float]) -> None:
+    """HParams: the chosen hyperparameters, with the run's results as its metrics (their scalar tags)."""
+    from lightning.pytorch.loggers import TensorBoardLogger
+    from torch.utils.tensorboard.summary import hparams as hparams_summary
+
+    for lg in trainer.loggers:
+        lg.log_metrics({"val/acc_best": results["val/acc_best"]}, step=trainer.global_step)  # a scalar tag too
+        if isinstance(lg, TensorBoardLogger):
+            writer = lg.experiment
+            for summary in hparams_summary(params, results):  # experiment, session start, session end
+                writer.file_writer.add_summary(summary)
+        else:
+            lg.log_hyperparams(params)
+        lg.finalize("success")  # flush: the event writer otherwise holds these until it is garbage-collected
 
 
 def fit_and_test(cfg: DictConfig, dm: Any, module: Any, trainer: Any, ckpt: Path | None,
@@ -71,10 +87,7 @@ def fit_and_test(cfg: DictConfig, dm: Any, module: Any, trainer: Any, ckpt: Path
     if state.run.get("resumed"):
         record["resumed"] = state.run["resumed"]
     judge(record, module.first_loss, module.diverged)
-    for lg in trainer.loggers:
-        final = {"hp/test_acc": record["test/acc"], "hp/val_acc": record["val/acc"]}  # real metrics, not hp_metric
-        lg.log_hyperparams(hparams(cfg, record), final)
-        lg.finalize("success")  # flush: the event writer otherwise holds these until it is garbage-collected
+    log_results(trainer, hparams(cfg, record), {k: record[k] for k in RESULTS if record.get(k) is not None})
     log.info("%s/%s %s: test/acc=%.4f val/acc=%.4f", record["init"], record["act"], record["status"],
              record["test/acc"], record["val/acc"])  # fmt: skip
     return record

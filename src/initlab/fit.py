@@ -75,19 +75,20 @@ def threads(cfg: DictConfig, parallel_jobs: int) -> int:
 
 
 def check_arguments(cfg: DictConfig) -> None:
-    """Keyword arguments of the optimizer, scheduler and activation must be ones their classes take."""
-    from hydra.utils import get_class
-
-    from initlab.model import ACTIVATIONS
+    """Keyword arguments of the optimizer, scheduler, activation and init must be ones their targets take."""
+    from hydra.utils import get_object
 
     plain = OmegaConf.to_container(cfg, resolve=True)
-    checks.check_arguments("optimizer", get_class(cfg.optimizer._target_), plain["optimizer"], skip=("params",))
-    sched = plain["scheduler"].get("scheduler")
-    if sched:
-        checks.check_arguments("scheduler.scheduler", get_class(sched["_target_"]), sched, skip=("optimizer",))
-    if cfg.act.name in ACTIVATIONS:
-        act_kwargs = {k: v for k, v in plain["act"].items() if k != "name"}
-        checks.check_arguments("act", ACTIVATIONS[cfg.act.name], act_kwargs)
+    groups = {"optimizer": ("params",), "scheduler.scheduler": ("optimizer",), "act": (), "init.weight": ("tensor",)}
+    for key, skip in groups.items():
+        node = OmegaConf.select(cfg, key, default=None)
+        if node is not None and node.get("_target_"):
+            try:
+                target = get_object(node._target_)
+            except Exception as e:  # not importable: say which key names it
+                raise ConfigError(f"{key}._target_={node._target_!r} cannot be imported: {e}") from e
+            given = OmegaConf.to_container(node, resolve=True) if key != "optimizer" else plain["optimizer"]
+            checks.check_arguments(key, target, given, skip=skip)
 
 
 def make_trainer(cfg: DictConfig, **extra: Any) -> Any:

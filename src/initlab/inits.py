@@ -1,81 +1,84 @@
-"""Weight initialisation schemes, chosen by name (the `init` config group).
+"""Weight initialisation from an `init` config: a weight function (`_target_`), a bias rule and its theory.
 
-Each scheme fills a Linear weight of shape [fan_out, fan_in] in place. Theory
-(n_in = fan_in, n_out = fan_out):
-
-| name            | distribution                 | Var(w)              |
-|-----------------|------------------------------|---------------------|
-| zero            | 0                            | 0                   |
-| normal          | N(0, 1)                      | 1                   |
-| lecun           | N(0, 1/n_in)                 | 1/n_in              |
-| xavier          | N(0, 2/(n_in+n_out))         | 2/(n_in+n_out)      |
-| xavier_uniform  | U(+-sqrt(6/(n_in+n_out)))    | 2/(n_in+n_out)      |
-| kaiming         | N(0, 2/n_in)                 | 2/n_in              |
-| kaiming_uniform | U(+-sqrt(6/n_in))            | 2/n_in              |
-| orthogonal      | rows or cols orthonormal     | 1/max(n_in, n_out)  |
-| default         | torch's Linear reset         | 1/(3 n_in)          |
-
-Biases follow `bias`: "zero" (the theory's assumption) or "default" (torch's
-U(+-1/sqrt(n_in))). The `default` scheme leaves both weight and bias to torch.
+An init config (conf/init/NAME.yaml, or one in your own config dir) holds:
+    weight:   a `_target_` function that fills a weight tensor in place (torch.nn.init's, or yours),
+              with its keyword arguments; null keeps torch's own initialisation
+    bias:     zero (the theory's assumption) | default (torch's own, U(+-1/sqrt(fan_in)))
+    variance: Var(w) as an expression in fan_in, fan_out and the weight function's numeric arguments,
+              e.g. "2 / fan_in"; diagnostics, tests and docs compare against it
 """
 
+import ast
+import logging
 import math
+import operator
 from collections.abc import Callable
+from typing import Any
 
-import torch
-from torch import nn
-
-from initlab.errors import check_choice
-
-
-def _lecun_normal_(w: torch.Tensor) -> torch.Tensor:
-    return nn.init.normal_(w, 0.0, 1.0 / math.sqrt(w.shape[1]))  # std = 1/sqrt(fan_in)
-
-
-def _keep_(w: torch.Tensor) -> torch.Tensor:
-    return w  # torch's own reset_parameters() already ran in nn.Linear.__init__
-
-
-INITS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "default": _keep_,
-    "zero": nn.init.zeros_,
-    "normal": nn.init.normal_,  # N(0, 1), the classic "naive" init
-    "lecun": _lecun_normal_,
-    "xavier": nn.init.xavier_normal_,
-    "xavier_uniform": nn.init.xavier_uniform_,
-    "kaiming": nn.init.kaiming_normal_,  # torch defaults: fan_in, gain sqrt(2)
-    "kaiming_uniform": nn.init.kaiming_uniform_,
-    "orthogonal": nn.init.orthogonal_,
-}
-
+log = logging.getLogger(__name__)
 BIAS_RULES = ("zero", "default")
+WEIGHTED = ("Linear", "Conv1d", "Conv2d", "Conv3d")  # the layers an init fills (fan-in/out as torch computes)
+_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+        ast.Pow: operator.pow, ast.USub: operator.neg}  # fmt: skip
+_FUNCS = {"max": max, "min": min, "sqrt": math.sqrt}
 
 
-def theoretical_std(name: str, fan_in: int, fan_out: int) -> float:
-    """Std of the weights that scheme `name` draws for a [fan_out, fan_in] layer."""
-    check_choice("init", name, list(INITS))
-    var = {
-        "default": 1 / (3 * fan_in),
-        "zero": 0.0,
-        "normal": 1.0,
-        "lecun": 1 / fan_in,
-        "xavier": 2 / (fan_in + fan_out),
-        "xavier_uniform": 2 / (fan_in + fan_out),
-        "kaiming": 2 / fan_in,
-        "kaiming_uniform": 2 / fan_in,
-        "orthogonal": 1 / max(fan_in, fan_out),  # W W^T = I on the smaller side
-    }[name]
-    return math.sqrt(var)
+def variance(expr: str | float, names: dict[str, float]) -> float:
+    """Evaluate a variance expression: numbers, + - * / **, max/min/sqrt, and the given names only."""
+
+    def ev(node: ast.AST) -> float:
+        if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
+            return float(node.value)
+        if isinstance(node, ast.Name) and node.id in names:
+            return float(names[node.id])
+        if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
+            return _OPS[type(node.op)](ev(node.left), ev(node.right))
+        if isinstance(node, ast.UnaryOp) and type(node.op) in _OPS:
+            return _OPS[type(node.op)](ev(node.operand))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _FUNCS:
+            return _FUNCS[node.func.id](*(ev(a) for a in node.args))
+        raise ValueError(f"{ast.unparse(node)!r} is not allowed (use numbers, fan_in, fan_out, + - * / **)")
+
+    return ev(ast.parse(str(expr), mode="eval").body)
 
 
-@torch.no_grad()
-def apply_init(model: nn.Module, name: str, bias: str = "zero") -> nn.Module:
-    """Initialise every nn.Linear in `model` with scheme `name`; biases by rule `bias`."""
-    check_choice("init", name, list(INITS))
-    check_choice("init.bias rule", bias, BIAS_RULES)
-    for layer in model.modules():
-        if isinstance(layer, nn.Linear):
-            INITS[name](layer.weight)
-            if layer.bias is not None and bias == "zero" and name != "default":
+def expected_variance(init: dict[str, Any], fan_in: int, fan_out: int) -> float:
+    """Var(w) that `init` states for a layer with this fan-in and fan-out."""
+    kwargs = {k: v for k, v in (init.get("weight") or {}).items() if isinstance(v, int | float)}
+    return variance(init["variance"], {**kwargs, "fan_in": fan_in, "fan_out": fan_out})
+
+
+def sigma_w2(init: dict[str, Any]) -> float | None:
+    """Var(w) x fan_in where that is one constant (mean-field theory's sigma_w^2), else None."""
+    values = {round(expected_variance(init, i, o) * i, 9) for i, o in ((100, 100), (784, 10), (50, 500))}
+    return values.pop() if len(values) == 1 else None
+
+
+def fans(weight: Any) -> tuple[int, int]:
+    """(fan_in, fan_out) as torch computes them: in/out features times the receptive field (conv kernels)."""
+    receptive = math.prod(weight.shape[2:]) if weight.dim() > 2 else 1
+    return weight.shape[1] * receptive, weight.shape[0] * receptive
+
+
+def apply_init(model: Any, init: dict[str, Any]) -> Any:
+    """Fill every Linear and Conv weight of `model` by init["weight"], biases by init["bias"].
+
+    Any other layer with a weight (a norm's scale, an embedding) keeps torch's init, and says so in one line.
+    """
+    import torch
+    from hydra.utils import instantiate
+
+    fill: Callable | None = instantiate(init["weight"], _partial_=True) if init.get("weight") else None
+    with torch.no_grad():
+        for name, layer in model.named_modules():
+            weight = getattr(layer, "weight", None)
+            if not isinstance(weight, torch.nn.Parameter):
+                continue
+            if type(layer).__name__ not in WEIGHTED:
+                log.info("init leaves %s (%s) at torch's default", name, type(layer).__name__)
+                continue
+            if fill is not None:
+                fill(weight)
+            if getattr(layer, "bias", None) is not None and init.get("bias", "zero") == "zero":
                 layer.bias.zero_()
     return model

@@ -1,46 +1,35 @@
-"""The MLP whose initialisation we study: Linear -> act -> ... -> Linear (logits)."""
+"""The MLP whose initialisation we study: Linear -> act -> ... -> Linear (logits).
+
+A model is any nn.Module whose constructor takes `act`, a callable that returns a new activation module
+(the act config, instantiated with _partial_), plus its own keyword arguments from its YAML.
+"""
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+import torch
 from torch import nn
-
-from initlab.errors import check_choice
-
-ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "sigmoid": nn.Sigmoid,
-    "tanh": nn.Tanh,
-    "relu": nn.ReLU,
-    "leaky_relu": nn.LeakyReLU,  # kwargs: negative_slope
-    "elu": nn.ELU,  # kwargs: alpha
-    "selu": nn.SELU,
-    "gelu": nn.GELU,
-    "silu": nn.SiLU,
-}
-
-
-def make_activation(name: str, **kwargs: float) -> nn.Module:
-    check_choice("act", name, ACTIVATIONS)
-    return ACTIVATIONS[name](**kwargs)
 
 
 class MLP(nn.Sequential):
-    """784 -> hidden_dims... -> num_classes. Hidden layer i is `self[2*i]` (Linear), `self[2*i+1]` (act)."""
+    """input_dim -> hidden_dims... -> num_classes; [] is logistic regression. Images are flattened first."""
 
     def __init__(
         self,
+        act: Callable[[], nn.Module],
         hidden_dims: Sequence[int] = (100,),
-        act: str = "relu",
-        act_kwargs: dict | None = None,
         input_dim: int = 784,
         num_classes: int = 10,
     ) -> None:
         dims = [input_dim, *hidden_dims]
         layers: list[nn.Module] = []
         for n_in, n_out in itertools.pairwise(dims):
-            layers += [nn.Linear(n_in, n_out), make_activation(act, **(act_kwargs or {}))]
+            layers += [nn.Linear(n_in, n_out), act()]
         layers.append(nn.Linear(dims[-1], num_classes))  # logits; softmax lives in the loss
         super().__init__(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.flatten(1))  # [B, 1, 28, 28] or [B, 784] -> [B, 784] -> [B, classes]
 
     @property
     def hidden(self) -> list[tuple[nn.Linear, nn.Module]]:

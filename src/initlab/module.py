@@ -1,7 +1,7 @@
-"""The LightningModule: an MLP classifier built from plain-value hparams (init/act names, optimizer dicts).
+"""The LightningModule: a classifier built from plain-value hparams, the chosen configs as dicts.
 
-Only strings, numbers and lists go into `save_hyperparameters`, so checkpoints load
-with torch's `weights_only` unpickler; callables are rebuilt from names here.
+init, act, optimizer and scheduler are `_target_` configs stored as plain values (so checkpoints load with
+torch's `weights_only` unpickler) and instantiated here, not pickled.
 """
 
 import time
@@ -28,10 +28,9 @@ class Classifier(pl.LightningModule):
         log_every_n_steps: int = 50,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters()  # plain dicts only: see the module docstring
-        act_kwargs = {k: v for k, v in act.items() if k != "name"}
-        self.net = MLP(act=act["name"], act_kwargs=act_kwargs, **model)
-        apply_init(self.net, init["name"], init.get("bias", "zero"))
+        self.save_hyperparameters(logger=False)  # plain dicts only; the HParams tab gets a chosen few at the end
+        self.net = MLP(act=instantiate(act, _partial_=True), **model)  # act(): a new activation module
+        apply_init(self.net, init)
         self.log_every_n_steps = log_every_n_steps
         self.val_history: list[list[float]] = []  # [[step, val acc], ...]: how fast each init learns
         self.diverged = False
