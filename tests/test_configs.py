@@ -79,3 +79,24 @@ def test_hparams_are_plain_values(make_cfg) -> None:
 
     check(dict(module.hparams))
     assert module.net[1].negative_slope == 0.01
+
+
+USER_CONF = Path(__file__).parent / "user_conf"
+
+
+def test_an_init_and_an_activation_from_the_users_own_config_dir(make_cfg, tmp_path: Path) -> None:
+    from tests.conftest import build, run
+    from tests.user_models import ScaledTanh
+
+    cfg = make_cfg(f"hydra.searchpath=[file://{USER_CONF}]", "init=kaiming_out", "act=scaled_tanh")
+    net = build(cfg)[1].net
+    assert isinstance(net[1], ScaledTanh) and net[1].scale == 2.0
+    assert net[0].weight.var().item() == pytest.approx(2 / 100, rel=0.05)  # fan_out = 100, not fan_in = 784
+    record = run(cfg)
+    assert (record["init"], record["act"]) == ("kaiming_out", "scaled_tanh")  # named by their file names
+    assert record["status"] == "ok" and record["steps"] == 10
+
+
+def test_experiment_files_choose_their_sweep_dir(make_cfg) -> None:
+    for path in sorted((Path(CONF_DIR) / "experiment").glob("*.yaml")):
+        assert f"outputs/multirun/{path.stem}/" in make_cfg(f"experiment={path.stem}").hydra.sweep.dir
