@@ -94,7 +94,7 @@ def test_an_init_and_an_activation_from_the_users_own_config_dir(make_cfg, tmp_p
     assert net[0].weight.var().item() == pytest.approx(2 / 100, rel=0.05)  # fan_out = 100, not fan_in = 784
     record = run(cfg)
     assert (record["init"], record["act"]) == ("kaiming_out", "scaled_tanh")  # named by their file names
-    assert record["status"] == "ok" and record["steps"] == 10
+    assert record["steps"] == 10 and "test/acc" in record
 
 
 def test_experiment_files_choose_their_sweep_dir(make_cfg) -> None:
