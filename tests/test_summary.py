@@ -102,3 +102,30 @@ def test_any_swept_keys(tmp_path: Path) -> None:
     jobs = write_summary(tmp_path)
     assert swept_keys(jobs) == ["optimizer", "optimizer.lr"]
     assert "| optimizer \\ optimizer.lr |" in (tmp_path / "summary.md").read_text()
+
+
+def test_heatmap_rows_are_inits_columns_are_activations_and_colours_are_the_cells(sweep: Path) -> None:
+    from initlab.heatmap import figure
+    from initlab.summary import _grid, collect
+
+    grid = _grid(collect(sweep))
+    ax = figure(grid, "t").axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["normal", "lecun"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["tanh", "relu"]
+    assert (ax.get_ylabel(), ax.get_xlabel()) == ("init", "act")
+    shown = ax.images[0].get_array()  # [rows, cols]
+    assert shown[0, 0] == pytest.approx(92.5) and shown[1, 0] == pytest.approx(97.5)  # normal/tanh, lecun/tanh
+    assert shown[0, 1] == pytest.approx(9.8)  # normal/relu: diverged, shown as measured
+    texts = {(round(t.get_position()[1]), round(t.get_position()[0])): t.get_text() for t in ax.texts}
+    assert texts[1, 1] == "97.20 (failed)" and texts[0, 0].startswith("92.50")
+
+
+def test_a_one_dimensional_sweep_says_what_was_held_fixed(tmp_path: Path) -> None:
+    for act, acc in (("tanh", 0.92), ("relu", 0.97)):
+        m = {"init": "kaiming", "act": act, "seed": 0, "optimizer": "sgd", "scheduler": "step", "status": "ok",
+             "test/acc": acc}  # fmt: skip
+        fake_job(tmp_path, [f"act={act}"], m)
+    write_summary(tmp_path)
+    md = (tmp_path / "summary.md").read_text()
+    assert "Held fixed: init=kaiming, optimizer=sgd, scheduler=step, seed=0." in md
+    assert "| act | test acc |" in md and "| tanh | 92.00 |" in md

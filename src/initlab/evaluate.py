@@ -67,7 +67,6 @@ def fit_and_test(cfg: DictConfig, dm: Any, module: Any, trainer: Any, ckpt: Path
         train_loss = _fit(cfg, dm, module, trainer, ckpt, state)
     val = trainer.validate(module, datamodule=dm, verbose=False)[0]
     test = trainer.test(module, datamodule=dm, verbose=False)[0]
-    best = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback is not None else None
     history = [list(p) for p in module.val_history]
     if cfg.train and (not history or history[-1][0] != trainer.global_step):
         history.append([trainer.global_step, float(val["val/acc"])])  # the final validation counts too
@@ -82,8 +81,6 @@ def fit_and_test(cfg: DictConfig, dm: Any, module: Any, trainer: Any, ckpt: Path
         "train/loss": train_loss,
         "steps": trainer.global_step,
     }
-    if best is not None and cfg.train:
-        record["val/acc_best"] = max(record["val/acc_best"], float(best))
     if state.run.get("resumed"):
         record["resumed"] = state.run["resumed"]
     judge(record, module.first_loss, module.diverged)

@@ -2,15 +2,26 @@
 
 import io
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from initlab.record import write_atomic
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 # (row key, col key, row labels, col labels, {(row, col): (mean test acc %, cell text)}), as summary._grid gives
 Grid = tuple[str, str, list[str], list[str], dict[tuple[str, str], tuple[float, str]]]
 
 
 def to_png(grid: Grid, path: Path, title: str) -> None:
-    """A heatmap of a sweep's table: colour = mean test accuracy, numbers in the cells, a colour bar."""
+    buf = io.BytesIO()
+    figure(grid, title).savefig(buf, format="png", dpi=120)
+    write_atomic(path, buf.getvalue())
+
+
+def figure(grid: Grid, title: str) -> "Figure":
+    """A heatmap of a sweep's table: rows down, columns across; colour = mean test accuracy, numbers in the
+    cells, a colour bar."""
     import numpy as np
     from matplotlib.figure import Figure  # no pyplot: no global figure state, no GUI backend lookup
 
@@ -33,6 +44,4 @@ def to_png(grid: Grid, path: Path, title: str) -> None:
     ax.set_ylabel(row_key)
     ax.set_title(title, fontsize=9)
     fig.colorbar(image, ax=ax, label="test accuracy (%)")
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120)
-    write_atomic(path, buf.getvalue())
+    return fig

@@ -74,11 +74,11 @@ class Classifier(pl.LightningModule):
         self._eval_sums = torch.zeros(3, dtype=torch.float64, device=self.device)  # [loss sum, correct, seen]
 
     def _on_eval_epoch_end(self, stage: str) -> float:
-        loss_sum, correct, seen = self.all_gather(self._eval_sums).reshape(-1, 3).sum(0).tolist()  # every rank's
-        acc, loss = correct / max(seen, 1), loss_sum / max(seen, 1)
+        loss_sum, correct, seen = self.all_gather(self._eval_sums).reshape(-1, 3).sum(0)  # every rank's samples
+        acc, loss = (correct / seen.clamp(min=1)).float(), (loss_sum / seen.clamp(min=1)).float()  # as logged
         self.log(f"{stage}/loss", loss, prog_bar=True, on_epoch=True, sync_dist=False)  # already global
         self.log(f"{stage}/acc", acc, prog_bar=True, on_epoch=True, sync_dist=False)
-        return acc
+        return acc.item()  # the same float32 the logger and metrics.json get
 
     def on_validation_epoch_start(self) -> None:
         self._on_eval_epoch_start()

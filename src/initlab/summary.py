@@ -171,12 +171,20 @@ def _grid(jobs: list[dict[str, Any]]) -> Grid:
     return row_key, col_key, rows, cols, out
 
 
+def held_fixed(jobs: list[dict[str, Any]]) -> dict[str, str]:
+    """The run keys (init, act, optimizer, scheduler, seed) that every job shares: what a table did not vary."""
+    values = {k: {str(j["metrics"].get(k, j["choices"].get(k))) for j in jobs} for k in RUN_KEYS}
+    return {k: v.pop() for k, v in values.items() if len(v) == 1 and "None" not in v}
+
+
 def to_markdown(jobs: list[dict[str, Any]], grid: Grid, title: str) -> str:
     row_key, col_key, rows, cols, cells = grid
     best = max((v[0] for v in cells.values() if v[0] == v[0]), default=None)  # v == v: not NaN
     n_seeds = len({j["choices"].get("seed") for j in jobs})
     lines = [f"# {title}", "", f"Test accuracy (%) — {len(jobs)} jobs"
              + (f", mean ± std over {n_seeds} seeds" if n_seeds > 1 else "") + "; best in bold.", ""]  # fmt: skip
+    fixed = held_fixed(jobs)
+    lines += [f"Held fixed: {', '.join(f'{k}={v}' for k, v in fixed.items())}.", ""] if fixed else []
     corner = f"{row_key} \\ {col_key}" if col_key else row_key
     lines += [f"| {corner} | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for r in rows:

@@ -1,0 +1,104 @@
+"""What a run builds and what happens in it: optimizer settings, the lr schedule, the split, the record."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from initlab.data import MNISTDataModule
+from tests.conftest import build, run
+from tests.test_resume import scalars
+
+RECORD_KEYS = {"init", "act", "optimizer", "scheduler", "seed", "status", "val_history", "first_step_unix",
+               "startup_s", "val/acc", "val/loss", "test/acc", "test/loss", "val/acc_best", "train/loss", "steps",
+               "wall_time_s"}  # fmt: skip
+
+
+def optimizer_of(cfg) -> torch.optim.Optimizer:
+    _, module, trainer = build(cfg)
+    module.trainer = trainer
+    return module.configure_optimizers()
+
+
+@pytest.mark.parametrize(
+    ("choice", "cls", "settings"),
+    [
+        ("sgd", torch.optim.SGD, {"lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 0.0}),
+        ("adam", torch.optim.Adam, {"lr": 0.001, "weight_decay": 0.0}),
+        ("adamw", torch.optim.AdamW, {"lr": 0.001, "weight_decay": 0.01}),
+    ],
+)
+def test_the_optimizer_gets_its_settings(make_cfg, choice: str, cls: type, settings: dict) -> None:
+    built = optimizer_of(make_cfg(f"optimizer={choice}"))["optimizer"]
+    assert type(built) is cls
+    group = built.param_groups[0]
+    assert {k: group[k] for k in settings} == settings
+    assert sum(p.numel() for p in group["params"]) == 784 * 100 + 100 + 100 * 10 + 10  # every weight and bias
+
+
+def test_classic_lr_decays_by_0_96_each_epoch(make_cfg, tmp_path: Path) -> None:
+    run(make_cfg("trainer.max_epochs=3", "trainer.log_every_n_steps=1"))
+    lr = dict(scalars(tmp_path)["lr"])  # LearningRateMonitor: at each epoch's start (5 steps an epoch)
+    assert sorted(lr) == [0, 5, 10]
+    assert lr[0] == pytest.approx(0.1) and lr[5] == pytest.approx(0.096) and lr[10] == pytest.approx(0.1 * 0.96**2)
+
+
+def test_cosine_and_constant_schedules(make_cfg, tmp_path: Path) -> None:
+    run(make_cfg("scheduler=cosine", "trainer.max_epochs=2", "trainer.log_every_n_steps=1", out=tmp_path / "cos"))
+    lr = dict(scalars(tmp_path / "cos")["lr"])
+    assert lr[0] == pytest.approx(0.1) and lr[5] == pytest.approx(0.05)  # half way down a 2-epoch cosine
+    run(make_cfg("scheduler=none", "trainer.max_epochs=2", "trainer.log_every_n_steps=1", out=tmp_path / "none"))
+    assert all(v == pytest.approx(0.1) for v in dict(scalars(tmp_path / "none")["lr"]).values())
+
+
+def test_a_step_interval_and_reduce_on_plateau_work(make_cfg, tmp_path: Path) -> None:
+    step = ["scheduler.interval=step", "trainer.log_every_n_steps=1"]
+    run(make_cfg(*step, "scheduler.scheduler.gamma=0.5", out=tmp_path / "step"))
+    lr = dict(scalars(tmp_path / "step")["lr"])
+    assert lr[1] == pytest.approx(0.05) and lr[3] == pytest.approx(0.1 * 0.5**3)
+    plateau = ["~scheduler.scheduler", "+scheduler.scheduler._target_=torch.optim.lr_scheduler.ReduceLROnPlateau",
+               "+scheduler.scheduler.factor=0.5", "+scheduler.scheduler.patience=0", "+scheduler.scheduler.mode=min",
+               "+scheduler.monitor=val/acc", "trainer.max_epochs=4"]  # fmt: skip
+    record = run(make_cfg(*plateau, out=tmp_path / "plateau"))
+    assert record["status"] == "ok"
+    lr = dict(scalars(tmp_path / "plateau")["lr"])  # mode=min on a rising val/acc: no epoch "improves"
+    assert [lr[s] for s in (0, 5, 10, 15)] == pytest.approx([0.1, 0.1, 0.05, 0.025])  # the first epoch sets the best
+
+
+def test_the_record_has_exactly_its_keys(make_cfg, tmp_path: Path) -> None:
+    record = run(make_cfg())
+    on_disk = json.loads((tmp_path / "metrics.json").read_text())
+    assert set(on_disk) == RECORD_KEYS and on_disk == record
+    assert on_disk["val/acc_best"] == max(acc for _, acc in on_disk["val_history"])  # the final validation too
+    assert on_disk["val_history"][-1] == [on_disk["steps"], on_disk["val/acc"]]
+    assert [s for s, _ in on_disk["val_history"]] == [3, 6, 9, 10]
+
+
+def test_the_split_depends_on_the_seed_and_nothing_leaks(tiny_mnist: Path) -> None:
+    splits = {}
+    for seed in (0, 0, 1):
+        dm = MNISTDataModule(str(tiny_mnist), val_size=100, seed=seed)
+        dm.setup()
+        splits.setdefault(seed, []).append(dm.splits)
+    a, b, c = splits[0][0], splits[0][1], splits[1][0]
+    assert torch.equal(a["val"][0], b["val"][0]) and not torch.equal(a["val"][0], c["val"][0])
+    train_rows = {tuple(r.tolist()) for r in a["train"][0]}
+    assert not any(tuple(r.tolist()) in train_rows for r in a["val"][0])  # validation is held out
+    assert len(a["test"][1]) == 200 and torch.equal(a["test"][0], c["test"][0])  # the test set is fixed
+
+
+@pytest.mark.parametrize(("act", "cls"), [("sigmoid", nn.Sigmoid), ("tanh", nn.Tanh), ("relu", nn.ReLU),
+                                          ("leaky_relu", nn.LeakyReLU), ("elu", nn.ELU), ("selu", nn.SELU),
+                                          ("gelu", nn.GELU), ("silu", nn.SiLU)])  # fmt: skip
+def test_each_activation_builds_its_module_and_computes_its_function(make_cfg, act: str, cls: type) -> None:
+    net = build(make_cfg(f"act={act}", "model.hidden_dims=[7,5]"))[1].net
+    acts = [m for m in net if not isinstance(m, nn.Linear)]
+    assert len(acts) == 2 and all(type(m) is cls for m in acts) and acts[0] is not acts[1]
+    z = torch.linspace(-3, 3, 13)
+    expected = {"sigmoid": torch.sigmoid(z), "tanh": torch.tanh(z), "relu": z.clamp(min=0),
+                "leaky_relu": torch.where(z > 0, z, 0.01 * z), "elu": torch.where(z > 0, z, torch.expm1(z)),
+                "selu": 1.0507009873554805 * torch.where(z > 0, z, 1.6732632423543772 * torch.expm1(z)),
+                "gelu": z * 0.5 * (1 + torch.erf(z / 2**0.5)), "silu": z * torch.sigmoid(z)}[act]  # fmt: skip
+    assert torch.allclose(acts[0](z), expected, atol=1e-6)
