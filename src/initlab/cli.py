@@ -12,11 +12,13 @@ its record saying so and exit status 128 + the signal's number.
 import atexit
 import gc
 import logging
+import os
 import sys
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException, OverrideParseException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
@@ -91,16 +93,32 @@ def task(cfg: DictConfig) -> float:
             pid_file.unlink(missing_ok=True)
 
 
+def hydra_error_line(e: BaseException) -> str:
+    """Hydra's multi-line composition errors (unknown choice, misspelt key, bad syntax) as one line."""
+    options = getattr(e, "options", None)  # MissingConfigException: the choices there are
+    lines = [line.strip().rstrip(".") for part in (e, e.__cause__) if part for line in str(part).splitlines()]
+    lines = [line for line in lines if line and not line.startswith(("Available options", "Config search path",
+             "provider=", "full_key:", "object_type=", "See https://")) and line not in (options or [])]  # fmt: skip
+    message = "; ".join(dict.fromkeys(lines))
+    if isinstance(e, OverrideParseException):
+        message = f"cannot parse the command line: {message}"
+    return message + (f"; choose one of: {', '.join(options)}" if options else "")
+
+
 def main() -> None:
     # At exit, skip the final cyclic-GC sweep over torch/Lightning's millions of objects (~1 s a process);
     # objects are still freed and files closed as usual.
     atexit.register(gc.freeze)
     signals.install()
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # Hydra raises its errors to us, which we make one line
     try:
         task()
     except signals.Interrupted as e:
         log.error("%s", e)
         sys.exit(e.exit_code)
+    except HydraException as e:
+        print(hydra_error_line(e), file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":
