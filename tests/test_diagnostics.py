@@ -55,3 +55,43 @@ def test_grad_norm_is_the_l2_norm() -> None:
     net = tiny("relu")
     net[0].weight.grad = torch.tensor([[3.0, 0.0], [0.0, 4.0]])
     assert grad_norms(net) == {"layer1/grad_norm": 5.0}  # out layer has no grad yet: skipped
+
+
+GAUSSIAN = {
+    "weight": {"_target_": "initlab.inits.fan_in_normal_", "sigma_w2": 1.76},
+    "bias": {"_target_": "initlab.inits.normal_variance_", "variance": 0.05},
+    "variance": "sigma_w2 / fan_in",
+}
+
+
+@pytest.mark.parametrize(
+    ("act", "init"),
+    [(nn.Tanh, GAUSSIAN), (nn.ReLU, {"weight": {"_target_": "torch.nn.init.kaiming_normal_", "nonlinearity": "relu"},
+                                     "bias": "zero", "variance": "2 / fan_in"})],
+)  # fmt: skip
+def test_step_0_theory_matches_the_measured_preactivation_variance(act: type, init: dict) -> None:
+    from initlab.diagnostics import predicted_preact_var
+    from initlab.inits import apply_init
+
+    torch.manual_seed(0)
+    net = apply_init(MLP(act, depth=6, width=1000), init)  # wide: mean-field theory holds to a few %
+    x = torch.rand(400, 784)  # pixels in [0, 1], as MNIST's
+    theory, (measured, _) = predicted_preact_var(net, init, x), activation_stats(net, x)
+    assert sorted(theory) == [f"layer{i}/preact_var_theory" for i in range(1, 7)]
+    q0 = x.pow(2).mean().item()
+    assert theory["layer1/preact_var_theory"] == pytest.approx(1.76 * q0 + 0.05 if act is nn.Tanh else 2 * q0)
+    for i in range(1, 7):
+        assert measured[f"layer{i}/preact_var"] == pytest.approx(theory[f"layer{i}/preact_var_theory"], rel=0.06)
+
+
+def test_no_theory_where_it_has_no_sigma_w2() -> None:
+    from initlab.diagnostics import predicted_preact_var
+
+    xavier = {
+        "weight": {"_target_": "torch.nn.init.xavier_normal_"},
+        "bias": "zero",
+        "variance": "2 / (fan_in + fan_out)",
+    }
+    default = {"weight": None, "bias": "default", "variance": "1 / (3 * fan_in)"}
+    for init in (xavier, default):
+        assert predicted_preact_var(tiny("tanh"), init, X) == {}

@@ -28,12 +28,13 @@ TEXTBOOK = {
     "kaiming_uniform": 2 / FAN_IN,
     "orthogonal": 1 / max(FAN_IN, FAN_OUT),
     "default": 1 / (3 * FAN_IN),
+    "gaussian": 1 / FAN_IN,  # sigma_w2 = 1 unless set
 }
-SIGMA_W2 = {"lecun": 1.0, "kaiming": 2.0, "kaiming_uniform": 2.0, "default": 1 / 3, "zero": 0.0}
+SIGMA_W2 = {"lecun": 1.0, "kaiming": 2.0, "kaiming_uniform": 2.0, "default": 1 / 3, "zero": 0.0, "gaussian": 1.0}
 
 
 def init(name: str) -> dict:
-    return OmegaConf.to_container(OmegaConf.load(Path(CONF_DIR) / "init" / f"{name}.yaml"))
+    return OmegaConf.to_container(OmegaConf.load(Path(CONF_DIR) / "init" / f"{name}.yaml"), resolve=True)
 
 
 def test_every_shipped_init_has_a_textbook_entry() -> None:
@@ -49,6 +50,19 @@ def test_weight_variance_matches_theory(name: str) -> None:
     assert abs(layer.weight.mean().item()) <= 0.05 * math.sqrt(TEXTBOOK[name])
     bias = layer.bias.abs().max().item()
     assert bias == 0 if name != "default" else 0 < bias <= 1 / math.sqrt(FAN_IN)
+
+
+def test_gaussian_draws_sigma_w2_over_fan_in_and_sigma_b2(make_cfg) -> None:
+    from initlab.inits import bias_variance
+
+    cfg = OmegaConf.to_container(make_cfg("init=gaussian", "init.sigma_w2=1.76", "init.sigma_b2=0.05").init,
+                                 resolve=True)  # fmt: skip
+    torch.manual_seed(0)
+    layer = apply_init(nn.Linear(FAN_IN, 4000), cfg)  # 4000 biases: their variance within ~5 %
+    assert layer.weight.var().item() == pytest.approx(1.76 / FAN_IN, rel=0.03)
+    assert layer.bias.var().item() == pytest.approx(0.05, rel=0.08) and abs(layer.bias.mean().item()) < 0.02
+    assert sigma_w2(cfg) == pytest.approx(1.76) and bias_variance(cfg) == 0.05
+    assert bias_variance(init("kaiming")) == 0.0 and bias_variance(init("default")) is None
 
 
 @pytest.mark.parametrize("name", ["kaiming", "lecun", "xavier", "default"])

@@ -86,7 +86,7 @@ def init_rule(key: str, v: Any) -> None:
     if not isinstance(v, DictConfig) or "variance" not in v:
         _fail(key, v, "a config with weight, bias and variance (see conf/init/kaiming.yaml)")
     either(one_of(None), target)(f"{key}.weight", v.get("weight"))
-    one_of(*BIAS_RULES)(f"{key}.bias", v.get("bias", "zero"))
+    either(one_of(*BIAS_RULES), target)(f"{key}.bias", v.get("bias", "zero"))
     numbers = {k: x for k, x in (v.weight or {}).items() if isinstance(x, int | float) and not isinstance(x, bool)}
     try:
         variance(v.variance, {**numbers, "fan_in": 100.0, "fan_out": 10.0})
@@ -130,11 +130,17 @@ RULES: dict[str, Rule] = {
     "data.val_size": POSITIVE_INT,
     "data.download": FLAG,
     "model.hidden_dims": list_of(POSITIVE_INT, example="[100] (or [] for logistic regression)"),
+    "model.depth": either(one_of(None), number(0, integer=True)),
+    "model.width": POSITIVE_INT,
     "model.input_dim": POSITIVE_INT,
     "model.num_classes": number(2, integer=True),
     "act.alpha": number(),
     "act.negative_slope": number(),
     "init": init_rule,
+    "init.sigma_w2": number(0),
+    "init.sigma_b2": number(0),
+    "init.weight.sigma_w2": number(0),
+    "init.bias.variance": number(0),
     "act": target,
     "trainer.max_epochs": POSITIVE_INT,
     "trainer.max_steps": number(1, integer=True, also=(-1,)),

@@ -18,7 +18,7 @@ import lightning.pytorch as pl
 import torch
 from torch import nn
 
-from initlab.inits import expected_variance, fans
+from initlab.inits import bias_variance, expected_variance, fans, sigma_w2
 
 log = logging.getLogger(__name__)
 SATURATED: dict[type[nn.Module], Callable[[torch.Tensor], torch.Tensor]] = {  # by the activation's class
@@ -41,7 +41,8 @@ def activation_stats(net: nn.Module, x: torch.Tensor) -> tuple[dict[str, float],
         z = linear(h)  # [B, n_out] pre-activation
         h = act_fn(z)  # [B, n_out]
         acts[f"layer{i}"] = h
-        parts = {"preact_mean": z.mean(), "preact_std": z.std(), "act_mean": h.mean(), "act_std": h.std()}
+        parts = {"preact_mean": z.mean(), "preact_std": z.std(), "preact_var": z.var(), "act_mean": h.mean(),
+                 "act_std": h.std()}  # fmt: skip
         if type(act_fn) in SATURATED:
             parts["saturated_frac"] = SATURATED[type(act_fn)](h).float().mean()
         if isinstance(act_fn, nn.ReLU):
@@ -60,6 +61,23 @@ def weight_stats(net: nn.Module, init: dict) -> dict[str, float]:
         out[f"{name}/weight_std"] = m.weight.std().item()
         out[f"{name}/weight_std_init"] = expected_variance(init, *fans(m.weight)) ** 0.5
     return out
+
+
+def predicted_preact_var(net: nn.Module, init: dict, x: torch.Tensor) -> dict[str, float]:
+    """Mean-field q^l of each hidden layer from the probe's q0 = mean(x^2), for an init whose sigma_w2 and
+    sigma_b2 are known and an activation the theory knows; {} otherwise (initlab.theory, docs/theory.md)."""
+    from initlab import theory
+
+    hidden = net.hidden
+    s_w2, s_b2 = sigma_w2(init), bias_variance(init)
+    names = {theory.TORCH_NAMES.get(type(a).__name__) for _, a in hidden}
+    if not hidden or s_w2 is None or s_b2 is None or len(names) != 1 or None in names:
+        return {}
+    act = hidden[0][1]
+    kwargs = {k: float(getattr(act, k)) for k in ("negative_slope", "alpha") if hasattr(act, k)}
+    q0 = float(x.flatten(1).pow(2).mean())
+    qs = theory.layer_variances(theory.activation(names.pop(), **kwargs), s_w2, s_b2, q0, len(hidden))
+    return {f"layer{i}/preact_var_theory": float(q) for i, q in enumerate(qs, start=1)}
 
 
 def grad_norms(net: nn.Module) -> dict[str, float]:
@@ -92,7 +110,8 @@ class LayerDiagnostics(pl.Callback):
             self.probe = batch[0].detach().clone()  # fixed from here on, so curves compare like with like
         hp = pl_module.hparams
         stats, acts = activation_stats(pl_module.net, self.probe)
-        self._log(trainer, stats | weight_stats(pl_module.net, hp.init))
+        theory = predicted_preact_var(pl_module.net, hp.init, self.probe) if step == 0 else {}
+        self._log(trainer, stats | weight_stats(pl_module.net, hp.init) | theory)
         if self._due(step, self.hist_every):
             for lg in trainer.loggers:
                 if isinstance(lg, pl.loggers.TensorBoardLogger):

@@ -3,7 +3,8 @@
 An init config (conf/init/NAME.yaml, or one in your own config dir) holds:
     weight:   a `_target_` function that fills a weight tensor in place (torch.nn.init's, or yours),
               with its keyword arguments; null keeps torch's own initialisation
-    bias:     zero (the theory's assumption) | default (torch's own, U(+-1/sqrt(fan_in)))
+    bias:     zero (the theory's assumption) | default (torch's own, U(+-1/sqrt(fan_in))) | a `_target_`
+              function that fills the bias vector (init=gaussian: N(0, sigma_b2))
     variance: Var(w) as an expression in fan_in, fan_out and the weight function's numeric arguments,
               e.g. "2 / fan_in"; diagnostics, tests and docs compare against it
 """
@@ -54,6 +55,30 @@ def sigma_w2(init: dict[str, Any]) -> float | None:
     return values.pop() if len(values) == 1 else None
 
 
+def bias_variance(init: dict[str, Any]) -> float | None:
+    """Var(b) that `init` gives: 0 for zero biases, its `variance` argument for a drawn one, else None."""
+    bias = init.get("bias", "zero")
+    if bias == "zero":
+        return 0.0
+    return float(bias["variance"]) if isinstance(bias, dict) and "variance" in bias else None
+
+
+def fan_in_normal_(tensor: Any, sigma_w2: float = 1.0) -> Any:
+    """W ~ N(0, sigma_w2 / fan_in): mean-field theory's weights (sigma_w2 = 1 lecun, 2 kaiming)."""
+    import torch
+
+    with torch.no_grad():
+        return tensor.normal_(0.0, math.sqrt(sigma_w2 / fans(tensor)[0]))
+
+
+def normal_variance_(tensor: Any, variance: float = 0.0) -> Any:
+    """b ~ N(0, variance) (zeros for variance 0)."""
+    import torch
+
+    with torch.no_grad():
+        return tensor.normal_(0.0, math.sqrt(variance)) if variance > 0 else tensor.zero_()
+
+
 def fans(weight: Any) -> tuple[int, int]:
     """(fan_in, fan_out) as torch computes them: in/out features times the receptive field (conv kernels)."""
     receptive = math.prod(weight.shape[2:]) if weight.dim() > 2 else 1
@@ -69,6 +94,8 @@ def apply_init(model: Any, init: dict[str, Any]) -> Any:
     from hydra.utils import instantiate
 
     fill: Callable | None = instantiate(init["weight"], _partial_=True) if init.get("weight") else None
+    bias = init.get("bias", "zero")
+    fill_bias: Callable | None = instantiate(bias, _partial_=True) if isinstance(bias, dict) else None
     with torch.no_grad():
         for name, layer in model.named_modules():
             weight = getattr(layer, "weight", None)
@@ -79,6 +106,10 @@ def apply_init(model: Any, init: dict[str, Any]) -> Any:
                 continue
             if fill is not None:
                 fill(weight)
-            if getattr(layer, "bias", None) is not None and init.get("bias", "zero") == "zero":
+            if getattr(layer, "bias", None) is None:
+                continue
+            if fill_bias is not None:
+                fill_bias(layer.bias)
+            elif bias == "zero":
                 layer.bias.zero_()
     return model

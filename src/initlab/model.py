@@ -12,7 +12,8 @@ from torch import nn
 
 
 class MLP(nn.Sequential):
-    """input_dim -> hidden_dims... -> num_classes; [] is logistic regression. Images are flattened first."""
+    """input_dim -> hidden_dims... -> num_classes ([] is logistic regression), or `depth` hidden layers of
+    `width` units when depth is given. Images are flattened first."""
 
     def __init__(
         self,
@@ -20,8 +21,10 @@ class MLP(nn.Sequential):
         hidden_dims: Sequence[int] = (100,),
         input_dim: int = 784,
         num_classes: int = 10,
+        depth: int | None = None,
+        width: int = 100,
     ) -> None:
-        dims = [input_dim, *hidden_dims]
+        dims = [input_dim, *([width] * depth if depth is not None else hidden_dims)]  # depth: that many of width
         layers: list[nn.Module] = []
         for n_in, n_out in itertools.pairwise(dims):
             layers += [nn.Linear(n_in, n_out), act()]

@@ -56,6 +56,10 @@ ACTIVATIONS: dict[str, tuple[Fn, Fn]] = {  # name -> (phi, phi'); names and kwar
 }
 
 
+TORCH_NAMES = {"Sigmoid": "sigmoid", "Tanh": "tanh", "ReLU": "relu", "LeakyReLU": "leaky_relu", "ELU": "elu",
+               "SELU": "selu", "GELU": "gelu", "SiLU": "silu"}  # torch.nn class -> name here  # fmt: skip
+
+
 def activation(name: str, **kwargs: float) -> tuple[Fn, Fn]:
     """(phi, phi') of `name` with its kwargs (negative_slope, alpha) bound."""
     if name not in ACTIVATIONS:
