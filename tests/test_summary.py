@@ -129,3 +129,28 @@ def test_a_one_dimensional_sweep_says_what_was_held_fixed(tmp_path: Path) -> Non
     md = (tmp_path / "summary.md").read_text()
     assert "Held fixed: init=kaiming, optimizer=sgd, scheduler=step, seed=0." in md
     assert "| act | test acc |" in md and "| tanh | 92.00 |" in md
+
+
+def test_edge_of_chaos_heatmap_draws_the_trainable_depth(tmp_path: Path) -> None:
+    from initlab.heatmap import depth_curve, figure
+    from initlab.summary import _grid, collect
+
+    for depth in (10, 30, 60, 100):
+        for s in ("1.0", "1.76", "4.0"):
+            m = {"init": "gaussian", "act": "tanh", "seed": 0, "status": "ok", "test/acc": 0.5}
+            fake_job(tmp_path, [f"model.depth={depth}", f"init.sigma_w2={s}"], m)
+    task = ["model.depth=10,30,60,100", "init.sigma_w2=1.0,1.76,4.0"]
+    theory = {"act": "tanh", "sigma_b2": 0.05}
+    hydra = {"overrides": {"task": task}, "callbacks": {"summary": {"theory": theory}}}
+    OmegaConf.save(OmegaConf.create({"hydra": hydra}), tmp_path / "multirun.yaml")
+    grid = _grid(collect(tmp_path))
+    xs, ys = depth_curve(grid, theory)
+    assert xs[0] == 0 and xs[-1] == 2  # from the first column to the last
+    assert ys[0] == pytest.approx((6 * 3.63 - 10) / 20, abs=0.05)  # 6 xi_c = 21.8 at sigma_w2 = 1: rows 10..30
+    assert ys[-1] == pytest.approx(1 + (6 * 6.98 - 30) / 30, abs=0.05)  # 41.9 at 4: rows 30..60
+    middle = ys[len(ys) * 76 // 300]  # sigma_w2 near 1.76: xi_c diverges, off the top of the chart
+    assert middle != middle  # NaN: not drawn
+    ax = figure(grid, "t", theory).axes[0]
+    assert [line.get_label() for line in ax.lines] == ["6 ξ_c (mean-field theory)"]
+    write_summary(tmp_path)  # the rebuild reads the theory back from multirun.yaml
+    assert (tmp_path / "summary.png").stat().st_size > 5000

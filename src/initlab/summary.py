@@ -208,13 +208,25 @@ def write_summary(sweep_dir: str | Path) -> list[dict[str, Any]]:
     write_atomic(sweep_dir / "summary.csv", to_csv(jobs))
     grid = _grid(jobs)
     write_atomic(sweep_dir / "summary.md", to_markdown(jobs, grid, title))
-    to_png(grid, sweep_dir / "summary.png", title)
+    theory = OmegaConf.select(_load(sweep_dir / "multirun.yaml"), "hydra.callbacks.summary.theory", default=None)
+    to_png(grid, sweep_dir / "summary.png", title, OmegaConf.to_container(theory) if theory else None)
     log.info("sweep summary (%d jobs) -> %s/summary.{csv,md,png}", len(jobs), sweep_dir)
     return jobs
 
 
+def _load(path: Path) -> DictConfig:
+    return OmegaConf.load(path) if path.is_file() else OmegaConf.create()
+
+
 class SweepSummary(Callback):
-    """Hydra callback: summarise the sweep when it ends; exit non-zero if any job failed."""
+    """Hydra callback: summarise the sweep when it ends; exit non-zero if any job failed.
+
+    theory: {act, sigma_b2} draws mean-field theory's trainable depth 6 xi_c over a (depth x sigma_w2)
+    heatmap (experiment=edge_of_chaos); write_summary reads it back from the sweep's multirun.yaml.
+    """
+
+    def __init__(self, theory: dict | None = None) -> None:
+        self.theory = theory
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from initlab import signals
