@@ -94,7 +94,7 @@ def build(cfg: DictConfig) -> tuple:
     from initlab.fit import build as build_job
     from initlab.runstate import RunState
 
-    return build_job(cfg, RunState({}, {}, []), job_from_hydra(cfg.hydra).parallel_jobs > 1, None)
+    return build_job(cfg, RunState({}, {}, []), job_from_hydra(cfg.hydra).parallel_jobs > 1)
 
 
 def run_cli(*args: str, cwd: Path = ROOT, timeout: int = 600) -> subprocess.CompletedProcess:

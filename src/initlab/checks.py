@@ -142,6 +142,8 @@ RULES: dict[str, Rule] = {
     "init.weight.sigma_w2": number(0),
     "init.bias.variance": number(0),
     "act": target,
+    "model": target,
+    "data": target,
     "trainer.max_epochs": POSITIVE_INT,
     "trainer.max_steps": number(1, integer=True, also=(-1,)),
     "trainer.val_check_interval": either(POSITIVE_INT, number(0, 1, lo_open=True)),

@@ -8,7 +8,6 @@ import gc
 import importlib
 import logging
 import os
-import shutil
 import sys
 import warnings
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from initlab import checks, resume
+from initlab import checks, events, resume
 from initlab.errors import ConfigError, OutputError
 from initlab.record import parse_overrides
 
@@ -79,7 +78,8 @@ def check_arguments(cfg: DictConfig) -> None:
     from hydra.utils import get_object
 
     plain = OmegaConf.to_container(cfg, resolve=True)
-    groups = {"optimizer": ("params",), "scheduler.scheduler": ("optimizer",), "act": (), "init.weight": ("tensor",)}
+    groups = {"optimizer": ("params",), "scheduler.scheduler": ("optimizer",), "act": (), "init.weight": ("tensor",),
+              "model": ("act",), "data": ("seed",)}  # fmt: skip
     for key, skip in groups.items():
         node = OmegaConf.select(cfg, key, default=None)
         if node is not None and node.get("_target_"):
@@ -108,30 +108,18 @@ def make_trainer(cfg: DictConfig, **extra: Any) -> Any:
         raise ConfigError(f"{where} cannot run here: {cause}") from e
 
 
-def _resume_dir(ckpt: Path, out: Path) -> None:
-    """Resuming into another dir: bring the run's TensorBoard events along, so its curves have no gap."""
-    old = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else None
-    if old is None or old.resolve() == out.resolve():
-        return
-    for f in old.glob("events.out.tfevents.*"):
-        if not (out / f.name).exists():
-            shutil.copyfile(f, out / f.name)
-
-
-def build(cfg: DictConfig, state: Any, parallel: bool, resume_step: int | None) -> tuple[Any, Any, Any]:
+def build(cfg: DictConfig, state: Any, parallel: bool) -> tuple[Any, Any, Any]:
     """-> (datamodule, LightningModule, Trainer), all from config."""
     import lightning.pytorch as pl
     from hydra.utils import instantiate
 
     from initlab.checkpointing import AtomicCheckpointIO
-    from initlab.data import MNISTDataModule
     from initlab.module import Classifier
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    dm = MNISTDataModule(**OmegaConf.to_container(cfg.data, resolve=True), seed=cfg.seed)
+    dm = instantiate(cfg.data, seed=cfg.seed)
     module = Classifier.from_config(cfg)
-    purge = {"purge_step": resume_step} if resume_step else {}  # TensorBoard hides the killed segment's tail
-    loggers = [instantiate(c, **(purge if "TensorBoard" in c._target_ else {})) for c in cfg.logger.values()]
+    loggers = [instantiate(c) for c in cfg.logger.values()]
     callbacks = [instantiate(c) for c in cfg.callbacks.values()]
     unwanted: list[type] = [] if loggers else [pl.callbacks.LearningRateMonitor]  # it refuses to run without one
     # Parallel jobs share one terminal, where their bars and model tables would interleave: their metrics.json,
@@ -179,10 +167,11 @@ def execute(cfg: DictConfig, job: Any, ckpt: Path | None) -> tuple[dict[str, Any
         state.run["resumed"] = [*run_info.get("resumed", []), {"from_step": saved["global_step"],
                                                               "overrides": list(job.overrides)}]  # fmt: skip
         resume.save_hydra_files(job.out, cfg, overrides)
-        _resume_dir(ckpt, job.out)
+        old_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else job.out
+        events.carry_over(old_dir, job.out, saved["global_step"])  # curves with no gap and no step twice
     torch.set_num_threads(threads(cfg, job.parallel_jobs))
     quiet_frameworks(job.parallel_jobs > 1)
-    dm, module, trainer = build(cfg, state, job.parallel_jobs > 1, saved["global_step"] if run_info else None)
+    dm, module, trainer = build(cfg, state, job.parallel_jobs > 1)
     from initlab.evaluate import fit_and_test
 
     return fit_and_test(cfg, dm, module, trainer, ckpt, saved, state), state

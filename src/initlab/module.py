@@ -14,7 +14,6 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from initlab.inits import apply_init
-from initlab.model import MLP
 
 
 class Classifier(pl.LightningModule):
@@ -29,7 +28,7 @@ class Classifier(pl.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False)  # plain dicts only; the HParams tab gets a chosen few at the end
-        self.net = MLP(act=instantiate(act, _partial_=True), **model)  # act(): a new activation module
+        self.net = instantiate(model, act=instantiate(act, _partial_=True))  # act(): a new activation module
         apply_init(self.net, init)
         self.log_every_n_steps = log_every_n_steps
         self.val_history: list[list[float]] = []  # [[step, val acc], ...]: how fast each init learns
