@@ -25,12 +25,12 @@ def write_idx(path: Path, array: np.ndarray) -> None:
     path.write_bytes(header + array.astype(np.uint8).tobytes())
 
 
-def make_tiny_mnist(root: Path, n_train: int = 600, n_test: int = 200, seed: int = 0) -> Path:
+def make_tiny_mnist(root: Path, n_train: int = 600, n_test: int = 200, seed: int = 0, dataset: str = "MNIST") -> Path:
     """Fake digits that are learnable but never easy: class k brightens a 7x7 block at position k a little,
     over strong noise, and a quarter of the labels are random. Short runs stay well below 100 % (the best
     possible is ~80 %), so accuracy comparisons between settings mean something."""
     rng = np.random.default_rng(seed)
-    raw = root / "MNIST" / "raw"
+    raw = root / dataset / "raw"  # FashionMNIST and KMNIST: the same layout under their own folder
     raw.mkdir(parents=True, exist_ok=True)
     for prefix, n in (("train", n_train), ("t10k", n_test)):
         y = rng.integers(0, 10, n)

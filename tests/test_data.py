@@ -18,7 +18,7 @@ from tests.conftest import make_tiny_mnist, write_idx
 
 def test_load_split_shapes_and_range(tiny_mnist: Path) -> None:
     x, y = load_split(tiny_mnist, "train")
-    assert x.shape == (600, 784) and x.dtype == torch.uint8 and y.shape == (600,)
+    assert x.shape == (600, 1, 28, 28) and x.dtype == torch.uint8 and y.shape == (600,)  # the images' own shape
     x = to_unit(x)
     assert x.dtype == torch.float32
     assert x.min() >= 0.0 and 0.9 < x.max() <= 1.0 and set(y.tolist()) <= set(range(10))  # pixels / 255
@@ -215,3 +215,18 @@ def test_corrupt_gz_is_named_and_leaves_nothing_half_written(tmp_path: Path, dam
     one_line(e)
     names = {p.name for p in raw.iterdir()}
     assert "train-images-idx3-ubyte" not in names and not [n for n in names if n.endswith(".tmp")]
+
+
+@pytest.mark.parametrize(("choice", "folder"), [("fashion_mnist", "FashionMNIST"), ("kmnist", "KMNIST")])
+def test_the_other_idx_data_sets(make_cfg, tmp_path: Path, choice: str, folder: str) -> None:
+    from tests.conftest import build, run
+
+    root = make_tiny_mnist(tmp_path / "data", seed=3, dataset=folder)
+    cfg = make_cfg(f"data={choice}", f"data.data_dir={root}", out=tmp_path / "run")
+    dm = build(cfg)[0]
+    dm.setup()
+    assert dm.dataset == folder and dm.splits["train"][0].shape == (500, 1, 28, 28)
+    assert 0.1 < run(cfg)["test/acc"] < 0.95  # trains on that folder's files
+    with pytest.raises(DataError, match=rf"{folder} not found in .*{folder}/raw.*data\.data_dir="):
+        ensure_mnist(tmp_path / "empty", download=False, dataset=folder)
+    assert not (tmp_path / "data" / "MNIST").exists()  # nothing read or written under MNIST/

@@ -84,8 +84,8 @@ def test_the_split_depends_on_the_seed_and_nothing_leaks(tiny_mnist: Path) -> No
         splits.setdefault(seed, []).append(dm.splits)
     a, b, c = splits[0][0], splits[0][1], splits[1][0]
     assert torch.equal(a["val"][0], b["val"][0]) and not torch.equal(a["val"][0], c["val"][0])
-    train_rows = {tuple(r.tolist()) for r in a["train"][0]}
-    assert not any(tuple(r.tolist()) in train_rows for r in a["val"][0])  # validation is held out
+    train_rows = {tuple(r.flatten().tolist()) for r in a["train"][0]}
+    assert not any(tuple(r.flatten().tolist()) in train_rows for r in a["val"][0])  # validation is held out
     assert len(a["test"][1]) == 200 and torch.equal(a["test"][0], c["test"][0])  # the test set is fixed
 
 

@@ -99,6 +99,7 @@ def text(key: str, v: Any) -> None:
         _fail(key, v, "a non-empty string")
 
 
+DATASETS = ("MNIST", "FashionMNIST", "KMNIST")  # torchvision's class names = their folders; one IDX layout
 PRECISIONS = (None, 64, 32, 16, "64", "32", "16", "bf16", "64-true", "32-true", "16-mixed", "bf16-mixed")
 PRECISIONS += ("16-true", "bf16-true", "transformer-engine")  # Lightning's
 POSITIVE_INT = number(1, integer=True)
@@ -129,6 +130,7 @@ RULES: dict[str, Rule] = {
     "data.eval_batch_size": POSITIVE_INT,
     "data.val_size": POSITIVE_INT,
     "data.download": FLAG,
+    "data.dataset": one_of(*DATASETS),
     "model.hidden_dims": list_of(POSITIVE_INT, example="[100] (or [] for logistic regression)"),
     "model.depth": either(one_of(None), number(0, integer=True)),
     "model.width": POSITIVE_INT,

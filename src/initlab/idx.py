@@ -29,8 +29,8 @@ NUM_CLASSES = 10  # labels are 0..NUM_CLASSES-1
 REFETCH = "delete it to re-download (data.download=true)"
 
 
-def raw_dir(data_dir: str | Path) -> Path:
-    return Path(data_dir).expanduser() / "MNIST" / "raw"
+def raw_dir(data_dir: str | Path, dataset: str = "MNIST") -> Path:
+    return Path(data_dir).expanduser() / dataset / "raw"
 
 
 def _why(e: BaseException) -> str:
@@ -78,12 +78,12 @@ def read_idx(path: Path, ndim: int) -> np.ndarray:
 
 
 def read_images(path: Path) -> np.ndarray:
-    """-> [N, 784] uint8 pixels, checking the images are MNIST's 28x28."""
+    """-> [N, 1, 28, 28] uint8 pixels (the images' natural shape, one channel), checking they are 28x28."""
     x = read_idx(path, 3)
     if x.shape[1:] != IMAGE_SHAPE:
         found, expected = ("x".join(map(str, s)) for s in (x.shape[1:], IMAGE_SHAPE))
         raise DataError(f"{path} holds {found} images, expected {expected} (MNIST); {REFETCH}")
-    return x.reshape(len(x), -1)
+    return x[:, None]  # [N, 28, 28] -> [N, 1, 28, 28]
 
 
 def read_labels(path: Path) -> np.ndarray:
@@ -107,12 +107,12 @@ def _stamp(path: Path) -> tuple[int, int] | None:
     return s.st_size, s.st_mtime_ns
 
 
-def load_split(data_dir: str | Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """-> (x [N, 784] uint8 pixels, y [N] int64); `to_unit` makes the pixels float32 in [0, 1].
+def load_split(data_dir: str | Path, split: str, dataset: str = "MNIST") -> tuple[torch.Tensor, torch.Tensor]:
+    """-> (x [N, 1, 28, 28] uint8 pixels, y [N] int64); `to_unit` makes the pixels float32 in [0, 1].
 
     Cached per process (keyed by the files' size and mtime): a sweep worker reads MNIST once, not per job.
     """
-    images, labels = (raw_dir(data_dir).resolve() / name for name in FILES[split])
+    images, labels = (raw_dir(data_dir, dataset).resolve() / name for name in FILES[split])
     return _load_split(images, labels, (_stamp(images), _stamp(labels)))
 
 
@@ -129,7 +129,7 @@ def _load_split(images: Path, labels: Path, stamp: tuple) -> tuple[torch.Tensor,
 
 
 def to_unit(x: torch.Tensor) -> torch.Tensor:
-    return x.to(torch.float32).div_(255.0)  # uint8 [N, 784] -> float32 in [0, 1], as ToTensor() gives
+    return x.to(torch.float32).div_(255.0)  # uint8 -> float32 in [0, 1], as ToTensor() gives
 
 
 @functools.lru_cache(maxsize=2)
@@ -179,28 +179,28 @@ def _prepare_raw_file(path: Path) -> None:
         raise DataError(f"cannot read {path}: {_why(e)}; check the permissions of {path.parent}") from e
 
 
-def ensure_mnist(data_dir: str | Path, download: bool = True) -> None:
+def ensure_mnist(data_dir: str | Path, download: bool = True, dataset: str = "MNIST") -> None:
     """Make sure the four raw files exist under data_dir, decompressing .gz archives or downloading if allowed."""
     root = Path(data_dir).expanduser()
     if root.exists() and not root.is_dir():
         raise DataError(f"data.data_dir={str(data_dir)!r} is a file, not a directory")
     names = [n for pair in FILES.values() for n in pair]
     for name in names:
-        _prepare_raw_file(raw_dir(root) / name)
-    missing = [n for n in names if not (raw_dir(root) / n).is_file()]
+        _prepare_raw_file(raw_dir(root, dataset) / name)
+    missing = [n for n in names if not (raw_dir(root, dataset) / n).is_file()]
     if not missing:
         return
     reason = "download=false"
     if download:
         try:
-            from torchvision.datasets import MNIST  # heavy import, only when downloading
+            import torchvision.datasets  # heavy import, only when downloading
 
             for train in (True, False):
-                MNIST(str(root), train=train, download=True)
+                getattr(torchvision.datasets, dataset)(str(root), train=train, download=True)
             return
         except Exception as e:  # no network, mirror down, disk full...
             reason = f"download failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
     raise DataError(
-        f"MNIST not found in {raw_dir(root).resolve()} (missing {', '.join(missing)}) and {reason}; "
-        "point data.data_dir=... at a folder holding MNIST/raw/*-ubyte"
+        f"{dataset} not found in {raw_dir(root, dataset).resolve()} (missing {', '.join(missing)}) and {reason}; "
+        f"point data.data_dir=... at a folder holding {dataset}/raw/*-ubyte"
     )
