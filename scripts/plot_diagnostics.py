@@ -2,12 +2,14 @@
 
     python scripts/plot_diagnostics.py outputs/multirun/deep/<stamp> docs/deep_diagnostics.png
 
-Reads each job's TensorBoard events (diag/layer{i}/...) and draws, per init/act pair, how activation
+Reads each job's TensorBoard events (diag/act{i}/..., diag/fc{i}/...: the MLP's module names) and draws,
+per init/act pair, how activation
 std, saturation (tanh) or dead units (relu), and gradient norm change with depth before any update.
 """
 
 import argparse
 import logging
+import re
 from pathlib import Path
 
 import matplotlib
@@ -29,8 +31,9 @@ def step0(job_dir: Path) -> dict[str, list[float]]:
     tags = acc.Tags()["scalars"]
     out: dict[str, list[float]] = {}
     for stat in ("act_std", "saturated_frac", "dead_frac", "grad_norm"):
-        layers = sorted((t for t in tags if t.startswith("diag/layer") and t.endswith(f"/{stat}")),
-                        key=lambda t: int(t.split("/")[1][5:]))  # fmt: skip
+        prefix = "fc" if stat == "grad_norm" else "act"  # gradients of the Linear feeding activation i
+        layers = sorted((t for t in tags if re.fullmatch(rf"diag/{prefix}\d+/{stat}", t)),
+                        key=lambda t: int(t.split("/")[1][len(prefix):]))  # fmt: skip
         out[stat] = [next(e.value for e in acc.Scalars(t) if e.step == 0) for t in layers]
     out["unhealthy"] = out["saturated_frac"] or out["dead_frac"]
     return out

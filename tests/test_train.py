@@ -35,9 +35,9 @@ def test_tensorboard_has_scalars_and_hparams(make_cfg, tmp_path: Path) -> None:
     tags = set(acc.Tags()["scalars"])
     assert {"train/loss", "train/acc", "val/loss", "val/acc", "test/acc", "lr", "val/acc_best"} <= tags
     assert "hp_metric" not in tags
-    diag = {"diag/layer1/act_std", "diag/layer1/dead_frac", "diag/layer1/weight_std", "diag/layer1/grad_norm"}
-    assert diag <= tags and acc.Scalars("diag/layer1/grad_norm")[0].step == 0  # the init's story, before any update
-    assert "diag/layer1/weight" in acc.Tags()["histograms"]
+    diag = {"diag/act1/act_std", "diag/act1/dead_frac", "diag/fc1/weight_std", "diag/fc1/grad_norm"}
+    assert diag <= tags and acc.Scalars("diag/fc1/grad_norm")[0].step == 0  # the init's story, before any update
+    assert "diag/fc1/weight" in acc.Tags()["histograms"] and "diag/act1/activation" in acc.Tags()["histograms"]
     from tensorboard.plugins.hparams import plugin_data_pb2
 
     plugins = acc.PluginTagToContent("hparams")

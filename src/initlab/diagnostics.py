@@ -1,13 +1,17 @@
-"""Per-layer diagnostics, the "why" behind a results table, logged to TensorBoard as `diag/...`.
+"""Per-layer diagnostics of any model, the "why" behind a results table, logged to TensorBoard as `diag/...`.
 
-At step 0 (before the first update: where the init story is told) and every `every_n_steps` after,
-for each hidden layer i of the MLP on a fixed probe batch (the first training batch):
-  diag/layer{i}/preact_mean, preact_std   pre-activation z = W h + b
-  diag/layer{i}/act_mean, act_std         activation a = act(z)
-  diag/layer{i}/saturated_frac            tanh: |a| > 0.99; sigmoid: a < 0.01 or a > 0.99
-  diag/layer{i}/dead_frac                 relu: units that are 0 for the whole probe batch
-and for every Linear (layer{i}, then `out`): weight_std, weight_std_init (the init's theory) and grad_norm
-(the L2 norm of dLoss/dW on that step's batch). Histograms of weights and activations every
+At step 0 (before the first update: where the init story is told) and every `every_n_steps` after, the
+model runs a fixed probe batch (the first training batch) with forward hooks on every activation module
+(an instance of the act config's class), named by the model's own module names:
+  diag/<act module>/preact_mean, preact_std, preact_var   its input z
+  diag/<act module>/act_mean, act_std                     its output a
+  diag/<act module>/saturated_frac    bounded (sigmoid, tanh): a within 1 % of a bound
+  diag/<act module>/dead_frac         ReLU family (relu, leaky_relu, elu, selu): units (channels, for convs)
+                                      whose z is never positive over the probe: stuck on the flat side
+  diag/<act module>/flat_frac         smooth (gelu, silu): z where |act'(z)| < 0.01, the near-zero gradient
+  diag/<act module>/preact_var_theory step 0, where mean-field theory applies: its q^l (docs/theory.md)
+and for every weight-bearing layer (Linear, Conv): weight_std, weight_std_init (the init's stated variance)
+and grad_norm (the L2 norm of dLoss/dW on that step's batch). Histograms of weights and activations every
 `histogram_every_n_steps` (TensorBoard only). `every_n_steps: 0` switches it all off.
 """
 
@@ -18,70 +22,94 @@ import lightning.pytorch as pl
 import torch
 from torch import nn
 
-from initlab.inits import bias_variance, expected_variance, fans, sigma_w2
+from initlab.inits import WEIGHTED, bias_variance, expected_variance, fans, sigma_w2
 
 log = logging.getLogger(__name__)
-SATURATED: dict[type[nn.Module], Callable[[torch.Tensor], torch.Tensor]] = {  # by the activation's class
+SATURATED: dict[type[nn.Module], Callable[[torch.Tensor], torch.Tensor]] = {  # bounded: a near a bound
     nn.Tanh: lambda a: a.abs() > 0.99,
     nn.Sigmoid: lambda a: (a < 0.01) | (a > 0.99),
 }
+RECTIFIERS = (nn.ReLU, nn.LeakyReLU, nn.ELU, nn.SELU)  # flat (or nearly) for z <= 0: a unit can die there
+SMOOTH = (nn.GELU, nn.SiLU)  # no hard flat side, but a near-zero-gradient region for z << 0
 
 
-def linear_names(net: nn.Module) -> list[tuple[str, nn.Linear]]:
-    linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
-    return [(f"layer{i}" if i < len(linears) else "out", m) for i, m in enumerate(linears, start=1)]
+def weighted(net: nn.Module) -> list[tuple[str, nn.Module]]:
+    return [(n, m) for n, m in net.named_modules() if type(m).__name__ in WEIGHTED]
+
+
+def activations(net: nn.Module, act_cls: type[nn.Module]) -> list[tuple[str, nn.Module]]:
+    return [(n, m) for n, m in net.named_modules() if isinstance(m, act_cls)]
+
+
+def _family_stats(act: nn.Module, z: torch.Tensor, a: torch.Tensor) -> dict[str, torch.Tensor]:
+    if type(act) in SATURATED:
+        return {"saturated_frac": SATURATED[type(act)](a).float().mean()}
+    if isinstance(act, RECTIFIERS):
+        units = (z > 0).transpose(0, 1).flatten(1)  # [units or channels, batch * positions]
+        return {"dead_frac": (~units.any(dim=1)).float().mean()}
+    if isinstance(act, SMOOTH):
+        with torch.enable_grad():
+            zz = z.detach().requires_grad_(True)
+            (slope,) = torch.autograd.grad(act(zz).sum(), zz)  # act'(z), elementwise
+        return {"flat_frac": (slope.abs() < 0.01).float().mean()}
+    return {}
 
 
 @torch.no_grad()
-def activation_stats(net: nn.Module, x: torch.Tensor) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
-    """Forward x [B, 784] through the hidden layers; -> (stats, activations by layer name)."""
-    names, values, acts = [], [], {}
-    h = x.flatten(1)
-    for i, (linear, act_fn) in enumerate(net.hidden, start=1):
-        z = linear(h)  # [B, n_out] pre-activation
-        h = act_fn(z)  # [B, n_out]
-        acts[f"layer{i}"] = h
-        parts = {"preact_mean": z.mean(), "preact_std": z.std(), "preact_var": z.var(), "act_mean": h.mean(),
-                 "act_std": h.std()}  # fmt: skip
-        if type(act_fn) in SATURATED:
-            parts["saturated_frac"] = SATURATED[type(act_fn)](h).float().mean()
-        if isinstance(act_fn, nn.ReLU):
-            parts["dead_frac"] = (h == 0).all(dim=0).float().mean()  # a unit dead for every sample
-        names += [f"layer{i}/{k}" for k in parts]
+def activation_stats(net: nn.Module, x: torch.Tensor, act_cls: type[nn.Module]) -> tuple[dict, dict]:
+    """Run x through net with hooks on its activation modules; -> (stats, {module name: activation})."""
+    seen: dict[str, tuple[nn.Module, torch.Tensor, torch.Tensor]] = {}
+
+    def hook(name: str) -> Callable:
+        def record(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:  # None: output unchanged
+            seen.setdefault(name, (module, inputs[0], output))  # its first call, if a module is reused
+
+        return record
+
+    handles = [m.register_forward_hook(hook(n)) for n, m in activations(net, act_cls)]
+    try:
+        net(x)
+    finally:
+        for h in handles:
+            h.remove()
+    names, values = [], []
+    for name, (act, z, a) in seen.items():
+        parts = {"preact_mean": z.mean(), "preact_std": z.std(), "preact_var": z.var(), "act_mean": a.mean(),
+                 "act_std": a.std(), **_family_stats(act, z, a)}  # fmt: skip
+        names += [f"{name}/{k}" for k in parts]
         values += list(parts.values())
-    flat = torch.stack(values).tolist() if values else []  # one sync, not one per stat; [] without hidden layers
-    return dict(zip(names, flat, strict=True)), acts
+    flat = torch.stack(values).tolist() if values else []  # one sync, not one per stat
+    return dict(zip(names, flat, strict=True)), {n: a for n, (_, _, a) in seen.items()}
 
 
 @torch.no_grad()
 def weight_stats(net: nn.Module, init: dict) -> dict[str, float]:
-    """Each Linear's weight std, beside the std its init's stated variance predicts."""
+    """Each weight-bearing layer's weight std, beside the std its init's stated variance predicts."""
     out = {}
-    for name, m in linear_names(net):
+    for name, m in weighted(net):
         out[f"{name}/weight_std"] = m.weight.std().item()
         out[f"{name}/weight_std_init"] = expected_variance(init, *fans(m.weight)) ** 0.5
     return out
 
 
-def predicted_preact_var(net: nn.Module, init: dict, x: torch.Tensor) -> dict[str, float]:
-    """Mean-field q^l of each hidden layer from the probe's q0 = mean(x^2), for an init whose sigma_w2 and
-    sigma_b2 are known and an activation the theory knows; {} otherwise (initlab.theory, docs/theory.md)."""
+def predicted_preact_var(net: nn.Module, init: dict, x: torch.Tensor, act_cls: type[nn.Module]) -> dict:
+    """Mean-field q^l at each activation module of an MLP-like net (Linear -> act chains) from the probe's
+    q0 = mean(x^2), for an init with known sigma_w2 and sigma_b2 and an activation the theory knows; else {}."""
     from initlab import theory
 
-    hidden = net.hidden
+    acts = activations(net, act_cls)
+    name = theory.TORCH_NAMES.get(act_cls.__name__)
     s_w2, s_b2 = sigma_w2(init), bias_variance(init)
-    names = {theory.TORCH_NAMES.get(type(a).__name__) for _, a in hidden}
-    if not hidden or s_w2 is None or s_b2 is None or len(names) != 1 or None in names:
+    mlp = all(type(m) is nn.Linear for _, m in weighted(net))  # the theory's net: Linear -> act chains
+    if not acts or not mlp or name is None or s_w2 is None or s_b2 is None:
         return {}
-    act = hidden[0][1]
-    kwargs = {k: float(getattr(act, k)) for k in ("negative_slope", "alpha") if hasattr(act, k)}
-    q0 = float(x.flatten(1).pow(2).mean())
-    qs = theory.layer_variances(theory.activation(names.pop(), **kwargs), s_w2, s_b2, q0, len(hidden))
-    return {f"layer{i}/preact_var_theory": float(q) for i, q in enumerate(qs, start=1)}
+    kwargs = {k: float(getattr(acts[0][1], k)) for k in ("negative_slope", "alpha") if hasattr(acts[0][1], k)}
+    qs = theory.layer_variances(theory.activation(name, **kwargs), s_w2, s_b2, float(x.pow(2).mean()), len(acts))
+    return {f"{n}/preact_var_theory": float(q) for (n, _), q in zip(acts, qs, strict=True)}
 
 
 def grad_norms(net: nn.Module) -> dict[str, float]:
-    return {f"{n}/grad_norm": m.weight.grad.norm().item() for n, m in linear_names(net) if m.weight.grad is not None}
+    return {f"{n}/grad_norm": m.weight.grad.norm().item() for n, m in weighted(net) if m.weight.grad is not None}
 
 
 class LayerDiagnostics(pl.Callback):
@@ -103,20 +131,22 @@ class LayerDiagnostics(pl.Callback):
             lg.log_metrics({f"diag/{k}": v for k, v in stats.items()}, step=trainer.global_step)
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx: int) -> None:
+        from hydra.utils import get_class
+
         step = trainer.global_step
-        if not self._due(step, self.every) or not hasattr(pl_module.net, "hidden"):
+        if not self._due(step, self.every):
             return
         if self.probe is None:
             self.probe = batch[0].detach().clone()  # fixed from here on, so curves compare like with like
-        hp = pl_module.hparams
-        stats, acts = activation_stats(pl_module.net, self.probe)
-        theory = predicted_preact_var(pl_module.net, hp.init, self.probe) if step == 0 else {}
-        self._log(trainer, stats | weight_stats(pl_module.net, hp.init) | theory)
+        net, init, act_cls = pl_module.net, pl_module.hparams.init, get_class(pl_module.hparams.act["_target_"])
+        stats, acts = activation_stats(net, self.probe, act_cls)
+        theory = predicted_preact_var(net, init, self.probe, act_cls) if step == 0 else {}
+        self._log(trainer, stats | weight_stats(net, init) | theory)
         if self._due(step, self.hist_every):
             for lg in trainer.loggers:
                 if isinstance(lg, pl.loggers.TensorBoardLogger):
                     # 64 even bins: TensorBoard's default ~1500 log-spaced ones cost ~10 ms a histogram here
-                    for name, m in linear_names(pl_module.net):
+                    for name, m in weighted(net):
                         lg.experiment.add_histogram(f"diag/{name}/weight", m.weight, step, bins=64)
                     for name, a in acts.items():
                         lg.experiment.add_histogram(f"diag/{name}/activation", a, step, bins=64)

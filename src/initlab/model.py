@@ -5,6 +5,7 @@ A model is any nn.Module whose constructor takes `act`, a callable that returns 
 """
 
 import itertools
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 import torch
@@ -13,7 +14,7 @@ from torch import nn
 
 class MLP(nn.Sequential):
     """input_dim -> hidden_dims... -> num_classes ([] is logistic regression), or `depth` hidden layers of
-    `width` units when depth is given. Images are flattened first."""
+    `width` units when depth is given. Images are flattened first. Layers: fc1, act1, ..., out."""
 
     def __init__(
         self,
@@ -25,16 +26,39 @@ class MLP(nn.Sequential):
         width: int = 100,
     ) -> None:
         dims = [input_dim, *([width] * depth if depth is not None else hidden_dims)]  # depth: that many of width
-        layers: list[nn.Module] = []
-        for n_in, n_out in itertools.pairwise(dims):
-            layers += [nn.Linear(n_in, n_out), act()]
-        layers.append(nn.Linear(dims[-1], num_classes))  # logits; softmax lives in the loss
-        super().__init__(*layers)
+        layers: dict[str, nn.Module] = {}
+        for i, (n_in, n_out) in enumerate(itertools.pairwise(dims), start=1):
+            layers |= {f"fc{i}": nn.Linear(n_in, n_out), f"act{i}": act()}
+        layers["out"] = nn.Linear(dims[-1], num_classes)  # logits; softmax lives in the loss
+        super().__init__(OrderedDict(layers))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return super().forward(x.flatten(1))  # [B, 1, 28, 28] or [B, 784] -> [B, 784] -> [B, classes]
 
-    @property
-    def hidden(self) -> list[tuple[nn.Linear, nn.Module]]:
-        """(Linear, activation) pairs of the hidden layers, input side first."""
-        return [(self[i], self[i + 1]) for i in range(0, len(self) - 1, 2)]
+
+class CNN(nn.Sequential):
+    """LeNet-5-like: [5x5 conv -> act -> 2x2 max-pool] per entry of `channels`, then the hidden linear layers
+    (each followed by act) and the logits. The first conv pads by 2, as LeNet-5 did on 32x32 inputs.
+    Layers: conv1, act1, pool1, ..., flatten, fc1, act<k>, ..., out."""
+
+    def __init__(
+        self,
+        act: Callable[[], nn.Module],
+        channels: Sequence[int] = (6, 16),
+        hidden_dims: Sequence[int] = (120, 84),
+        in_channels: int = 1,
+        image_size: int = 28,
+        num_classes: int = 10,
+    ) -> None:
+        layers: dict[str, nn.Module] = {}
+        for i, (c_in, c_out) in enumerate(itertools.pairwise([in_channels, *channels]), start=1):
+            conv = nn.Conv2d(c_in, c_out, kernel_size=5, padding=2 if i == 1 else 0)
+            layers |= {f"conv{i}": conv, f"act{i}": act(), f"pool{i}": nn.MaxPool2d(2)}
+        layers["flatten"] = nn.Flatten()  # [B, C, H, W] -> [B, C*H*W]
+        with torch.no_grad():
+            flat = nn.Sequential(*layers.values())(torch.zeros(1, in_channels, image_size, image_size)).shape[1]
+        n_conv = len(channels)
+        for i, (n_in, n_out) in enumerate(itertools.pairwise([flat, *hidden_dims]), start=1):
+            layers |= {f"fc{i}": nn.Linear(n_in, n_out), f"act{n_conv + i}": act()}
+        layers["out"] = nn.Linear([flat, *hidden_dims][-1], num_classes)
+        super().__init__(OrderedDict(layers))
