@@ -135,18 +135,24 @@ def test_corrupt_files_are_named(tmp_path: Path, damage: str) -> None:
     one_line(e)
 
 
-def test_label_out_of_range_names_value_and_range(tmp_path: Path) -> None:
+@pytest.mark.parametrize("label", [10, 11, 255])  # 10: the first value past the classes
+def test_label_out_of_range_names_value_and_range(tmp_path: Path, label: int) -> None:
     y = np.arange(20) % 10
-    y[7] = 11
+    y[7] = label
     write_idx(tiny_raw(tmp_path) / "train-labels-idx1-ubyte", y)
-    with pytest.raises(DataError, match=r"train-labels-idx1-ubyte has label 11 at index 7 .*must be in 0\.\.9") as e:
+    with pytest.raises(
+        DataError, match=rf"train-labels-idx1-ubyte has label {label} at index 7 .*must be in 0\.\.9"
+    ) as e:
         load_split(tmp_path, "train")
     one_line(e)
+    write_idx(tiny_raw(tmp_path) / "train-labels-idx1-ubyte", np.arange(20) % 10)  # 9 is fine
+    assert load_split(tmp_path, "train")[1].max() == 9
 
 
-def test_images_not_28x28(tmp_path: Path) -> None:
-    write_idx(tiny_raw(tmp_path) / "train-images-idx3-ubyte", np.zeros((20, 20, 20)))  # valid header, 20 labels
-    with pytest.raises(DataError, match=r"train-images-idx3-ubyte holds 20x20 images, expected 28x28") as e:
+@pytest.mark.parametrize(("h", "w"), [(20, 20), (14, 56), (28, 27)])  # 14x56: MNIST's pixel count, not its shape
+def test_images_not_28x28(tmp_path: Path, h: int, w: int) -> None:
+    write_idx(tiny_raw(tmp_path) / "train-images-idx3-ubyte", np.zeros((20, h, w)))  # valid header, 20 labels
+    with pytest.raises(DataError, match=rf"train-images-idx3-ubyte holds {h}x{w} images, expected 28x28") as e:
         load_split(tmp_path, "train")
     one_line(e)
 

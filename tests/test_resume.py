@@ -40,13 +40,15 @@ def crashed(make_cfg, out: Path, monkeypatch: pytest.MonkeyPatch, step: int = 7)
 
 def test_resume_takes_everything_from_the_checkpoint(make_cfg, tmp_path: Path, monkeypatch) -> None:
     whole = run(make_cfg(CRASH, "init=lecun", "act=tanh", "seed=3", out=tmp_path / "whole"))
-    step = torch.load(crashed(make_cfg, tmp_path / "run", monkeypatch), weights_only=True)["global_step"]
+    saved = torch.load(crashed(make_cfg, tmp_path / "run", monkeypatch), weights_only=True)
+    step, before = saved["global_step"], saved["initlab"]["elapsed_s"]
     # the README's command: nothing but the run dir and ckpt_path; the defaults (kaiming/relu, seed 0) must not win
     resumed = run(make_cfg(CRASH, "ckpt_path=last", out=tmp_path / "run"))  # the test's own callback: trusted
     assert {k: v for k, v in resumed.items() if k not in TIMING} == {k: v for k, v in whole.items() if k not in TIMING}
     assert (resumed["init"], resumed["act"], resumed["seed"]) == ("lecun", "tanh", 3)
     assert 0 < resumed["val/acc"] < 0.95  # the tiny data does not saturate: equal numbers mean something
     assert [r["from_step"] for r in resumed["resumed"]] == [step] and 0 < step < 7
+    assert before > 0.1 and resumed["wall_time_s"] > before  # the time before the crash counts too
     assert resumed["resumed"][0]["overrides"][-2:] == [CRASH, "ckpt_path=last"]
     assert scalars(tmp_path / "run") == scalars(tmp_path / "whole")  # no gap, no step twice
 
@@ -132,6 +134,9 @@ def test_a_conflicting_choice_is_refused(make_cfg, tmp_path: Path) -> None:
         run(make_cfg("ckpt_path=last", "init=kaiming", out=tmp_path))
     with pytest.raises(CheckpointError, match=r"optimizer.lr=0.5 conflicts with the checkpoint's optimizer.lr=0.1"):
         run(make_cfg("ckpt_path=last", "optimizer.lr=0.5", out=tmp_path))
+    for key, value in (("seed", "5"), ("data.val_size", "50"), ("data.batch_size", "50"), ("act", "tanh")):
+        with pytest.raises(CheckpointError, match=rf"{key}=.*conflicts with the checkpoint's {key}="):
+            run(make_cfg("ckpt_path=last", f"{key}={value}", out=tmp_path))
 
 
 def test_original_config_and_overrides_survive(make_cfg, tmp_path: Path, monkeypatch) -> None:

@@ -66,6 +66,18 @@ def test_divergence_stops_early_and_is_recorded(make_cfg, tmp_path: Path) -> Non
     assert metrics["status"] == "diverged" and metrics["train/loss"] is None and "NaN" in metrics["reason"]
 
 
+@pytest.mark.parametrize(("final", "status"), [(4.5, "ok"), (4.7, "diverged"), (50.0, "diverged"), (1.0, "ok")])
+def test_divergence_is_a_final_loss_over_twice_the_first(final: float, status: str) -> None:
+    from initlab.job import judge
+
+    record = {"train/loss": final}
+    judge(record, first_loss=2.3, diverged=False)
+    assert record["status"] == status and ("reason" in record) == (status == "diverged")
+    nan = {"train/loss": float("nan")}
+    judge(nan, first_loss=2.3, diverged=False)
+    assert nan["status"] == "diverged" and "NaN" in nan["reason"]
+
+
 def test_a_loss_that_ends_far_above_its_start_is_diverged(make_cfg, tmp_path: Path) -> None:
     record = run(make_cfg("optimizer.lr=1000"))  # finite, but the net is wrecked: the lr=1000 case
     assert record["status"] == "diverged" and "train/loss rose from" in record["reason"]

@@ -102,3 +102,26 @@ def test_each_activation_builds_its_module_and_computes_its_function(make_cfg, a
                 "selu": 1.0507009873554805 * torch.where(z > 0, z, 1.6732632423543772 * torch.expm1(z)),
                 "gelu": z * 0.5 * (1 + torch.erf(z / 2**0.5)), "silu": z * torch.sigmoid(z)}[act]  # fmt: skip
     assert torch.allclose(acts[0](z), expected, atol=1e-6)
+
+
+def test_each_loader_serves_its_own_split(tiny_mnist: Path) -> None:
+    dm = MNISTDataModule(str(tiny_mnist), val_size=100, eval_batch_size=1000, seed=0)
+    dm.setup()
+    for split, loader in (("val", dm.val_dataloader()), ("test", dm.test_dataloader())):
+        x, y = next(iter(loader))
+        assert torch.equal(x, dm.splits[split][0]) and torch.equal(y, dm.splits[split][1])  # all of it, in order
+    train = torch.cat([y for _, y in dm.train_dataloader()])
+    assert len(train) == 500 and sorted(train.tolist()) == sorted(dm.splits["train"][1].tolist())
+
+
+def test_evaluation_sums_every_process_before_dividing(make_cfg) -> None:
+    module = build(make_cfg())[1]
+    module._on_eval_epoch_start()
+    module._eval_sums += torch.tensor([10.0, 30.0, 40.0], dtype=torch.float64)  # this rank: 30 of 40 right
+    other = torch.tensor([90.0, 10.0, 60.0], dtype=torch.float64)  # another rank: 10 of 60 right
+    module.all_gather = lambda t: torch.stack([t, other])  # what Lightning's all_gather gives under DDP: [ranks, ...]
+    logged = {}
+    module.log = lambda name, value, **kw: logged.setdefault(name, float(value))
+    acc = module._on_eval_epoch_end("test")
+    assert acc == pytest.approx(40 / 100) and logged["test/acc"] == pytest.approx(0.4)  # not the mean of 0.75, 0.17
+    assert logged["test/loss"] == pytest.approx(100 / 100)
