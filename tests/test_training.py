@@ -125,3 +125,19 @@ def test_evaluation_sums_every_process_before_dividing(make_cfg) -> None:
     acc = module._on_eval_epoch_end("test")
     assert acc == pytest.approx(40 / 100) and logged["test/acc"] == pytest.approx(0.4)  # not the mean of 0.75, 0.17
     assert logged["test/loss"] == pytest.approx(100 / 100)
+
+
+def test_val_and_test_metrics_are_per_sample_means_over_uneven_batches(make_cfg, tmp_path: Path) -> None:
+    import torch.nn.functional as F
+
+    cfg = make_cfg("data.eval_batch_size=30")  # 100 val images: batches of 30, 30, 30, 10
+    record = run(cfg)
+    dm, module, _ = build(cfg)
+    module.load_state_dict(torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"])
+    dm.setup()
+    with torch.no_grad():
+        for split in ("val", "test"):
+            x, y = dm.splits[split]
+            logits = module(x)
+            assert record[f"{split}/loss"] == pytest.approx(F.cross_entropy(logits, y).item(), rel=1e-5)
+            assert record[f"{split}/acc"] == pytest.approx((logits.argmax(1) == y).float().mean().item(), abs=1e-6)
