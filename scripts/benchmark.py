@@ -2,6 +2,7 @@
 
     python scripts/benchmark.py --data-dir ../shared/data              # single runs: tutorial, floor, project
     python scripts/benchmark.py --data-dir ../shared/data --grid       # + the 12-job joblib grid
+    python scripts/benchmark.py --data-dir ../shared/data --cnn        # only model=cnn against the same CNN, bare
     python scripts/benchmark.py --data-dir DIR --repeats 1 --smoke     # quick plumbing check (no goals)
     python scripts/benchmark.py --data-dir DIR --grid --device cuda    # all of it on one GPU (trainer=gpu)
 
@@ -66,6 +67,23 @@ def grid(args: argparse.Namespace, sweep: Path) -> dict:
     if len(accs) != 12:
         raise RuntimeError(f"grid wrote {len(accs)} metrics.json files, expected 12")
     return {"wall": wall, "acc": min(accs)}
+
+
+def cnn_runs(args: argparse.Namespace, tmp: Path) -> None:
+    """model=cnn against a bare loop of the same CNN (2750 steps each, as the project's 5 epochs of 55k)."""
+    walls: dict[str, list[float]] = {"cnn floor": [], "model=cnn": []}
+    for i in range(args.repeats):
+        cmd = [sys.executable, str(ROOT / "scripts" / "references.py"), "cnn", "--data-dir", args.data_dir]
+        walls["cnn floor"].append(timed([*cmd, "--iters", str(args.iters)])[0])
+        run_dir = tmp / f"cnn{i}"
+        cmd = [sys.executable, "train.py", "model=cnn", f"data.data_dir={args.data_dir}", f"hydra.run.dir={run_dir}"]
+        walls["model=cnn"].append(timed([*cmd, *args.extra])[0])
+        log.info("cnn round %d: %s", i + 1, {k: round(v[-1], 2) for k, v in walls.items()})
+    ratios = [p / f for p, f in zip(walls["model=cnn"], walls["cnn floor"], strict=True)]
+    acc = json.loads((tmp / "cnn0" / "metrics.json").read_text())["test/acc"]
+    log.info("cnn floor %.2f s, model=cnn %.2f s (test acc %.4f): model=cnn/cnn floor %.2fx (median of per-round "
+             "ratios)", statistics.median(walls["cnn floor"]), statistics.median(walls["model=cnn"]), acc,
+             statistics.median(ratios))  # fmt: skip
 
 
 def single_runs(args: argparse.Namespace, tmp: Path) -> dict[str, list[dict]]:
@@ -136,12 +154,16 @@ def main() -> int:
     p.add_argument("--iters", type=int, default=3000, help="reference iterations (3000 = the classic run)")
     p.add_argument("--grid", action="store_true", help="also time the 12-job grid with hydra/launcher=joblib")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where references and project run")
+    p.add_argument("--cnn", action="store_true", help="only time model=cnn against a bare loop of the same CNN")
     p.add_argument("--smoke", action="store_true", help="report only; do not check the goals")
     p.add_argument("extra", nargs="*", help="extra overrides for train.py, e.g. trainer.max_epochs=1")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     cores = usable_cores()
     with tempfile.TemporaryDirectory() as tmp:
+        if args.cnn:
+            cnn_runs(args, Path(tmp))
+            return 0
         runs = single_runs(args, Path(tmp))
         g = grid(args, Path(tmp) / "grid") if args.grid else None
     goals = report(runs, g, cores, args.device)

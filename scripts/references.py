@@ -3,6 +3,7 @@
     python scripts/references.py tutorial --data-dir ../shared/data
     python scripts/references.py floor --data-dir ../shared/data
     python scripts/references.py floor --data-dir ../shared/data --device cuda   # on a GPU
+    python scripts/references.py cnn --data-dir ../shared/data --iters 2750      # model=cnn's net, floor's data
 
 Both run the classic procedure: MLP 784-100-10 (kaiming init, zero biases), SGD 0.1/0.9 Nesterov, StepLR(1, 0.96)
 per epoch, batch 100, 3000 iterations, test accuracy on the 10k test set every 500 iterations. They differ in
@@ -12,6 +13,8 @@ the data path, which is the point:
             framework at all.
 With --device cuda the model runs on the GPU; the tutorial copies each batch to it (`x.to(device)`), as
 tutorials do, while the floor keeps the whole data set there.
+  cnn       the floor's data path with model=cnn's LeNet-5 (initlab.model.CNN, kaiming/relu, lr 0.05): what
+            the CNN costs with no framework around it.
 Each prints one JSON line: {"procedure", "test_acc", "iters"}.
 """
 
@@ -55,13 +58,19 @@ def floor_data(data_dir: str, device: torch.device) -> tuple[Batches, Callable[[
     return batches, lambda model: (model(xt).argmax(1) == yt).float().mean().item()
 
 
-def train_classic(batches: Batches, accuracy: Callable[[nn.Module], float], iters: int, device: torch.device) -> float:
-    model = nn.Sequential(nn.Linear(784, 100), nn.ReLU(), nn.Linear(100, 10)).to(device)
-    for m in model:
-        if isinstance(m, nn.Linear):
+def train_classic(batches: Batches, accuracy: Callable[[nn.Module], float], iters: int, device: torch.device,
+                  cnn: bool = False) -> float:  # fmt: skip
+    if cnn:
+        from initlab.model import CNN
+
+        model = nn.Sequential(nn.Unflatten(1, (1, 28, 28)), CNN(nn.ReLU)).to(device)  # [B, 784] -> [B, 1, 28, 28]
+    else:
+        model = nn.Sequential(nn.Linear(784, 100), nn.ReLU(), nn.Linear(100, 10)).to(device)
+    for m in model.modules():
+        if isinstance(m, nn.Linear | nn.Conv2d):
             nn.init.kaiming_normal_(m.weight)
             nn.init.zeros_(m.bias)
-    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05 if cnn else 0.1, momentum=0.9, nesterov=True)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.96)
     loss_fn = nn.CrossEntropyLoss()
     it, acc = 0, 0.0
@@ -82,7 +91,7 @@ def train_classic(batches: Batches, accuracy: Callable[[nn.Module], float], iter
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("procedure", choices=["tutorial", "floor"])
+    p.add_argument("procedure", choices=["tutorial", "floor", "cnn"])
     p.add_argument("--data-dir", default="data")
     p.add_argument("--iters", type=int, default=3000)
     p.add_argument("--seed", type=int, default=0)
@@ -91,7 +100,7 @@ def main() -> None:
     torch.manual_seed(args.seed)
     data = tutorial_data if args.procedure == "tutorial" else floor_data
     device = torch.device(args.device)
-    acc = train_classic(*data(args.data_dir, device), args.iters, device)
+    acc = train_classic(*data(args.data_dir, device), args.iters, device, cnn=args.procedure == "cnn")
     print(json.dumps({"procedure": args.procedure, "test_acc": acc, "iters": args.iters}))  # the benchmark parses it
 
 

@@ -25,3 +25,6 @@ def test_benchmark_runs_and_reports_ratios(tiny_mnist: Path) -> None:
     ):
         assert line in proc.stderr
     assert "MISS project test acc >= 0.97" in proc.stderr or "PASS" in proc.stderr  # goals reported, not enforced
+    cnn = [*cmd[:8], "--cnn", "trainer.max_epochs=1", "data.val_size=100", "data.eval_batch_size=100"]
+    proc = subprocess.run(cnn, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0 and "model=cnn/cnn floor" in proc.stderr, proc.stderr[-3000:]
