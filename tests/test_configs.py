@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 from hydra.utils import instantiate
+from torch import nn
 
 from initlab.checks import validate
 from initlab.cli import CONF_DIR
@@ -100,3 +101,27 @@ def test_an_init_and_an_activation_from_the_users_own_config_dir(make_cfg, tmp_p
 def test_experiment_files_choose_their_sweep_dir(make_cfg) -> None:
     for path in sorted((Path(CONF_DIR) / "experiment").glob("*.yaml")):
         assert f"outputs/multirun/{path.stem}/" in make_cfg(f"experiment={path.stem}").hydra.sweep.dir
+
+
+INITS = sorted(p.stem for p in (Path(CONF_DIR) / "init").glob("*.yaml"))
+ACTS = sorted(p.stem for p in (Path(CONF_DIR) / "act").glob("*.yaml"))
+
+
+def test_a_model_of_the_users_own_builds_with_their_config(make_cfg) -> None:
+    from tests.conftest import build
+
+    net = build(make_cfg(f"hydra.searchpath=[file://{USER_CONF}]", "model=tiny_convnet", "act=elu", "init=lecun"))[
+        1
+    ].net
+    assert type(net).__name__ == "TinyConvNet" and isinstance(net.features[1], nn.ELU)
+    assert net.features[0].weight.var().item() == pytest.approx(1 / 9, rel=0.5)  # lecun on a 3x3 kernel: 1/fan_in
+    assert net.head[0].bias.abs().max().item() == 0.0  # zero biases on every layer, conv and linear
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("init", "act"), [*((i, "relu") for i in INITS), *(("lecun", a) for a in ACTS)])
+def test_a_model_of_the_users_own_trains_with_every_init_and_act(make_cfg, init: str, act: str) -> None:
+    from tests.conftest import run
+
+    record = run(make_cfg(f"hydra.searchpath=[file://{USER_CONF}]", "model=tiny_convnet", f"init={init}", f"act={act}"))
+    assert record["steps"] == 10 and record["init"] == init and record["act"] == act and "test/acc" in record
