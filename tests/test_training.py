@@ -13,7 +13,7 @@ from tests.test_resume import scalars
 
 RECORD_KEYS = {"init", "act", "optimizer", "scheduler", "seed", "status", "val_history", "first_step_unix",
                "startup_s", "val/acc", "val/loss", "test/acc", "test/loss", "val/acc_best", "train/loss", "steps",
-               "wall_time_s"}  # fmt: skip
+               "wall_time_s", "overrides"}  # fmt: skip
 
 
 def optimizer_of(cfg) -> torch.optim.Optimizer:

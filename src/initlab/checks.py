@@ -89,9 +89,13 @@ def init_rule(key: str, v: Any) -> None:
     either(one_of(*BIAS_RULES), target)(f"{key}.bias", v.get("bias", "zero"))
     numbers = {k: x for k, x in (v.weight or {}).items() if isinstance(x, int | float) and not isinstance(x, bool)}
     try:
-        variance(v.variance, {**numbers, "fan_in": 100.0, "fan_out": 10.0})
-    except (ValueError, SyntaxError, ZeroDivisionError, TypeError) as e:
+        values = [
+            variance(v.variance, {**numbers, "fan_in": i, "fan_out": o}) for i, o in ((100.0, 10.0), (9.0, 784.0))
+        ]
+    except (ValueError, SyntaxError, ZeroDivisionError, TypeError, ArithmeticError, MemoryError, RecursionError) as e:
         _fail(f"{key}.variance", v.variance, f"an expression in fan_in, fan_out and numbers, e.g. '2 / fan_in' ({e})")
+    if not all(math.isfinite(x) and x >= 0 for x in values):
+        _fail(f"{key}.variance", v.variance, "a variance: finite and >= 0 for any fan_in and fan_out")
 
 
 def text(key: str, v: Any) -> None:
@@ -169,8 +173,33 @@ RULES: dict[str, Rule] = {
 }
 
 
+REQUIRED = ("data._target_", "model._target_", "init.variance", "act._target_", "optimizer._target_", "optimizer.lr",
+            "scheduler", "trainer._target_", "trainer.max_epochs", "logger", "callbacks", "seed", "train")  # fmt: skip
+TOP_KEYS = ("data", "model", "init", "act", "optimizer", "scheduler", "trainer", "logger", "callbacks", "seed",
+            "num_threads", "ckpt_path", "train")  # train.yaml's; your own group (+group=x) adds a dict  # fmt: skip
+CLASSES, IMAGE = 10, (1, 28, 28)  # the MNIST family's: data=mnist, fashion_mnist, kmnist
+SHAPES = {"model.num_classes": CLASSES, "model.input_dim": IMAGE[1] * IMAGE[2], "model.in_channels": IMAGE[0],
+          "model.image_size": IMAGE[1]}  # what a model must take and give on this data  # fmt: skip
+
+
+def _structure(cfg: DictConfig) -> None:
+    """Keys that must be there (`~optimizer.lr` deletes one), a typo'd new top-level value, shapes vs the data."""
+    for key in REQUIRED:
+        if OmegaConf.select(cfg, key, default=None, throw_on_missing=False) is None and key != "scheduler":
+            raise ConfigError(f"{key} is missing: the run needs it (was it deleted with ~{key}?)")
+    for key, value in cfg.items():
+        if key not in TOP_KEYS and key != "hydra" and not isinstance(value, DictConfig | ListConfig):
+            raise ConfigError(f"{key}={value!r} is not a setting here (a typo?); top-level keys: {', '.join(TOP_KEYS)}")
+    for key, size in SHAPES.items():
+        value = OmegaConf.select(cfg, key, default=size)
+        if value != size:
+            raise ConfigError(f"{key}={value!r} is not allowed: the data is {IMAGE[0]}x{IMAGE[1]}x{IMAGE[2]} images "
+                              f"of {CLASSES} classes, so it must be {size}")  # fmt: skip
+
+
 def validate(cfg: DictConfig) -> None:
     """Raise ConfigError for the first value in `cfg` that its rule refuses (pure Python: no torch needed)."""
+    _structure(cfg)
     for key, rule in RULES.items():
         node = OmegaConf.select(cfg, key, default=inspect.Parameter.empty, throw_on_missing=False)
         if node is not inspect.Parameter.empty:
@@ -179,9 +208,19 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError("train=false needs ckpt_path=PATH/TO/model.ckpt (or ckpt_path=last in its run dir)")
 
 
+def single_choices(choices: dict[str, Any]) -> None:
+    """A group given a list (init=[a,b]) merges several configs into one: refuse it, sweeps take a,b."""
+    for group, choice in choices.items():
+        if isinstance(choice, list | ListConfig):
+            raise ConfigError(f"{group}={list(choice)} is not allowed: one choice (to sweep, -m {group}=a,b)")
+
+
 def check_arguments(key: str, target: Any, given: dict[str, Any], skip: tuple[str, ...] = ()) -> None:
     """Raise ConfigError if `given` has a keyword that `target`'s signature lacks (a misspelt +key=...)."""
-    params = inspect.signature(target).parameters
+    try:
+        params = inspect.signature(target).parameters
+    except (ValueError, TypeError):  # a builtin without a signature (torch.relu): nothing to check against
+        return
     if any(p.kind is p.VAR_KEYWORD for p in params.values()):
         return
     names = [n for n in params if n not in ("self", *skip)]

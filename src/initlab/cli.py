@@ -27,6 +27,7 @@ from initlab.errors import InitLabError
 from initlab.job import Job, run
 
 log = logging.getLogger(__name__)
+STARTED = False  # set when Hydra first calls the task: errors before it are the command line's or a config's
 CONF_DIR = str(Path(__file__).resolve().parent / "conf")  # shipped inside the package: works from any install
 
 
@@ -55,15 +56,17 @@ def job_from_hydra(hydra_cfg: DictConfig) -> Job:
     )
 
 
-def _one_line(e: BaseException) -> str:
+def _one_line(e: BaseException, where: Path) -> str:
     if isinstance(e, OSError):  # a fault outside our writers (a logger's file, say): what failed, where
-        return f"{e.filename or 'a file'}: {e.strerror or e}"
+        return f"{e.filename or where}: {e.strerror or e}"
     return str(e)
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 def task(cfg: DictConfig) -> float:
     """One run or one sweep job; returns val/acc, what a sweeper (e.g. Optuna) maximises."""
+    global STARTED
+    STARTED = True
     hydra_cfg = HydraConfig.get()
     job = job_from_hydra(hydra_cfg)
     signals.install()  # also in sweep workers, which never ran main()
@@ -79,9 +82,9 @@ def task(cfg: DictConfig) -> float:
         return float("nan")  # the record says "interrupted"; the sweep skips what is left and says so
     except (InitLabError, OSError) as e:
         if job.sweep_dir is None:
-            log.error("%s", _one_line(e))
+            log.error("%s", _one_line(e, job.out))
             sys.exit(1)
-        log.error("job failed: %s", _one_line(e))
+        log.error("job failed: %s", _one_line(e, job.out))
         return float("nan")  # its metrics.json says "failed"; the summary marks it and the sweep exits 1
     except Exception as e:
         if job.sweep_dir is None:
@@ -111,6 +114,7 @@ def main() -> None:
     atexit.register(gc.freeze)
     signals.install()
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # Hydra raises its errors to us, which we make one line
+    logging.raiseExceptions = False  # a log file on a full disk must not print a traceback per line
     try:
         task()
     except signals.Interrupted as e:
@@ -118,6 +122,13 @@ def main() -> None:
         sys.exit(e.exit_code)
     except HydraException as e:
         print(hydra_error_line(e), file=sys.stderr)
+        sys.exit(1)
+    except Exception as e:
+        if STARTED:
+            raise  # a bug in a job: the traceback is what helps
+        # before any job ran: Hydra composing the config (a bad value for a group, broken YAML, a log file that
+        # cannot be opened), so it is the command line or a config file
+        print(f"cannot start: {hydra_error_line(e) or type(e).__name__}", file=sys.stderr)
         sys.exit(1)
 
 

@@ -25,12 +25,9 @@ def _fit(cfg: DictConfig, dm: Any, module: Any, trainer: Any, ckpt: Path | None,
             raise Interrupted(STATE.received, trainer.global_step) from None
         raise
     state.discard()  # the run finished: its final weights are the checkpoint
-    loss = trainer.callback_metrics.get("train/loss")  # read now: validate/test below reset it
     if trainer.checkpoint_callback is not None:  # last.ckpt = the final weights, not the last validation's
         trainer.save_checkpoint(Path(trainer.checkpoint_callback.dirpath) / "last.ckpt")
-    if STATE.received:  # arrived in the last batch or the last validation
-        raise Interrupted(STATE.received, trainer.global_step)
-    return float(loss) if loss is not None else None
+    return module.last_loss  # kept in checkpoints: a run stopped during its final test resumes with it
 
 
 def _load(module: Any, saved: dict[str, Any], ckpt: Path) -> None:
@@ -79,12 +76,14 @@ def fit_and_test(cfg: DictConfig, dm: Any, module: Any, trainer: Any, ckpt: Path
         **{k: float(v) for k, v in {**val, **test}.items()},
         "val/acc_best": max(p[1] for p in history) if history else float(val["val/acc"]),
         "train/loss": train_loss,
-        "steps": trainer.global_step,
+        "steps": trainer.global_step if cfg.train else saved["global_step"],  # evaluated: the checkpoint's
+        "overrides": state.run["overrides"],
     }
     if state.run.get("resumed"):
         record["resumed"] = state.run["resumed"]
     judge(record, module.first_loss, module.diverged)
-    log_results(trainer, hparams(cfg, record), {k: record[k] for k in RESULTS if record.get(k) is not None})
+    if trainer.is_global_zero:  # other DDP ranks' loggers are stand-ins
+        log_results(trainer, hparams(cfg, record), {k: record[k] for k in RESULTS if record.get(k) is not None})
     log.info("%s/%s %s: test/acc=%.4f val/acc=%.4f", record["init"], record["act"], record["status"],
              record["test/acc"], record["val/acc"])  # fmt: skip
     return record

@@ -73,10 +73,39 @@ def threads(cfg: DictConfig, parallel_jobs: int) -> int:
     return max(1, usable_cores() // max(1, parallel_jobs))
 
 
+def locate(path: str) -> Any:
+    """The object a `_target_` names (module.attr...), imported without Hydra's error logging."""
+    parts = path.split(".")
+    for i in range(len(parts) - 1, 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        for attr in parts[i:]:
+            obj = getattr(obj, attr)
+        return obj
+    raise ImportError(f"no module in {path!r}")
+
+
+def dry_run(cfg: DictConfig) -> None:
+    """Build the optimizer and scheduler on a stand-in parameter: their own checks (Nesterov without momentum,
+    a bad value of a `+key`) answer now, in one line, not after the data is loaded."""
+    import torch
+    from hydra.utils import instantiate
+
+    try:
+        optimizer = instantiate(cfg.optimizer, _partial_=True)([torch.nn.Parameter(torch.zeros(1))])
+    except Exception as e:
+        raise ConfigError(f"optimizer: {type(e).__name__}: {str(e).strip().splitlines()[0]}") from e
+    if OmegaConf.select(cfg, "scheduler.scheduler", default=None):
+        try:
+            instantiate(cfg.scheduler.scheduler, _partial_=True)(optimizer)
+        except Exception as e:
+            raise ConfigError(f"scheduler.scheduler: {type(e).__name__}: {str(e).strip().splitlines()[0]}") from e
+
+
 def check_arguments(cfg: DictConfig) -> None:
     """Keyword arguments of the optimizer, scheduler, activation and init must be ones their targets take."""
-    from hydra.utils import get_object
-
     plain = OmegaConf.to_container(cfg, resolve=True)
     groups = {"optimizer": ("params",), "scheduler.scheduler": ("optimizer",), "act": (), "init.weight": ("tensor",),
               "model": ("act",), "data": ("seed",)}  # fmt: skip
@@ -84,7 +113,7 @@ def check_arguments(cfg: DictConfig) -> None:
         node = OmegaConf.select(cfg, key, default=None)
         if node is not None and node.get("_target_"):
             try:
-                target = get_object(node._target_)
+                target = locate(node._target_)
             except Exception as e:  # not importable: say which key names it
                 raise ConfigError(f"{key}._target_={node._target_!r} cannot be imported: {e}") from e
             given = OmegaConf.to_container(node, resolve=True) if key != "optimizer" else plain["optimizer"]
@@ -118,7 +147,10 @@ def build(cfg: DictConfig, state: Any, parallel: bool) -> tuple[Any, Any, Any]:
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     dm = instantiate(cfg.data, seed=cfg.seed)
-    module = Classifier.from_config(cfg)
+    try:
+        module = Classifier.from_config(cfg)  # instantiates model and act, applies init
+    except (ValueError, TypeError, RuntimeError, OverflowError) as e:  # e.g. a nonlinearity torch does not know
+        raise ConfigError(f"cannot build the model from model/init/act: {type(e).__name__}: {e}") from e
     loggers = [instantiate(c) for c in cfg.logger.values()]
     callbacks = [instantiate(c) for c in cfg.callbacks.values()]
     unwanted: list[type] = [] if loggers else [pl.callbacks.LearningRateMonitor]  # it refuses to run without one
@@ -157,6 +189,7 @@ def execute(cfg: DictConfig, job: Any, ckpt: Path | None) -> tuple[dict[str, Any
                 )
                 return None, None
     check_arguments(cfg)
+    dry_run(cfg)
     if (job.out / "checkpoints").exists() and not (job.out / "checkpoints").is_dir():
         raise OutputError(f"{job.out / 'checkpoints'} is a file; checkpoints need a directory there")
     run_info = saved[resume.CKPT_KEY] if saved and cfg.train else None

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from initlab.checks import CLASSES, IMAGE
 from initlab.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -24,8 +25,8 @@ FILES = {  # split -> (images, labels), as torchvision names them
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
 IDX_MAGIC = {3: 2051, 1: 2049}  # ndim -> magic number (uint8 payload)
-IMAGE_SHAPE = (28, 28)
-NUM_CLASSES = 10  # labels are 0..NUM_CLASSES-1
+IMAGE_SHAPE = IMAGE[1:]  # (28, 28)
+NUM_CLASSES = CLASSES  # labels are 0..NUM_CLASSES-1
 REFETCH = "delete it to re-download (data.download=true)"
 
 

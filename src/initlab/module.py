@@ -4,6 +4,7 @@ init, act, optimizer and scheduler are `_target_` configs stored as plain values
 torch's `weights_only` unpickler) and instantiated here, not pickled.
 """
 
+import math
 import time
 from typing import Any
 
@@ -34,6 +35,7 @@ class Classifier(pl.LightningModule):
         self.val_history: list[list[float]] = []  # [[step, val acc], ...]: how fast each init learns
         self.diverged = False
         self.first_loss: float | None = None  # the training loss at step 0
+        self.last_loss: float | None = None  # the last logged one: the record's train/loss
 
     @classmethod
     def from_config(cls, cfg: DictConfig) -> "Classifier":
@@ -62,7 +64,8 @@ class Classifier(pl.LightningModule):
             self.first_loss = loss.item()  # where training started: a run that ends far above it diverged
         if (self.global_step + 1) % self.log_every_n_steps:
             return loss  # log only on the steps the logger writes: self.log costs ~0.3 ms a call
-        if not torch.isfinite(loss):  # checked on logging steps only: a sync costs
+        self.last_loss = loss.item()  # on logging steps only: a sync costs
+        if not math.isfinite(self.last_loss):
             self.diverged = self.trainer.should_stop = True  # stop; metrics.json says "diverged"
         acc = (logits.argmax(dim=1) == y).float().mean()
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=len(y))
@@ -95,11 +98,11 @@ class Classifier(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["val_history"] = [list(p) for p in self.val_history]  # the record survives a resume
-        checkpoint["first_loss"] = self.first_loss
+        checkpoint["first_loss"], checkpoint["last_loss"] = self.first_loss, self.last_loss
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.val_history = [list(p) for p in checkpoint.get("val_history", [])]
-        self.first_loss = checkpoint.get("first_loss")
+        self.first_loss, self.last_loss = checkpoint.get("first_loss"), checkpoint.get("last_loss")
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         return self._shared_step(batch, "train")  # Lightning steps, clips, accumulates and schedules

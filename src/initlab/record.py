@@ -16,7 +16,10 @@ RUN_KEYS = ("init", "act", "optimizer", "scheduler", "seed")  # what identifies 
 
 def identity(cfg: DictConfig, choices: dict[str, Any]) -> dict[str, Any]:
     """What identifies a run in its record: the choice of each studied group, plus the seed."""
-    return {**{k: choices.get(k) for k in RUN_KEYS if k != "seed"}, "seed": cfg.seed}  # the config files' names
+    seed = cfg.get("seed")
+    seed = OmegaConf.to_container(seed) if OmegaConf.is_config(seed) else seed  # plain, even when it is bad
+    plain = {k: choices.get(k) for k in RUN_KEYS if k != "seed"}  # the config files' names
+    return {k: v if v is None or isinstance(v, str) else str(v) for k, v in plain.items()} | {"seed": seed}
 
 
 RESULTS = ("test/acc", "val/acc", "val/acc_best", "train/loss")  # the HParams tab's metrics

@@ -7,6 +7,7 @@ checkpoint's, or the resume is refused in one line.
 """
 
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,16 @@ RESUMABLE = (  # what a resume may change: where and how fast it runs, and how l
     "trainer.max_epochs", "trainer.max_steps", "trainer.accelerator", "trainer.devices", "trainer.strategy",
     "trainer.num_nodes", "trainer.enable_progress_bar", "trainer.enable_model_summary",
 )  # fmt: skip
+FROM_COMMAND = ("logger", "callbacks", "trainer.default_root_dir")  # they write files; they change no number
 EXTENDING = ("trainer.max_epochs", "trainer.max_steps")  # given larger, they continue a finished run
-SAFE_PREFIXES = ("initlab.", "torch.optim.", "torch.nn.", "lightning.pytorch.callbacks.", "lightning.pytorch.loggers.")
+SAFE_PREFIXES = ("initlab.", "torch.optim.", "torch.nn.")
 CKPT_KEY = "initlab"  # the run's config, choices and overrides, stored in every checkpoint
+
+
+def resumable(override: str) -> bool:
+    """Whether a command-line override may differ between a run and its resume (hydra's own keys too)."""
+    key = str(override).lstrip("+~").partition("=")[0]
+    return key in RESUMABLE or key.startswith(("hydra.", *(f"{k}." for k in FROM_COMMAND))) or key in FROM_COMMAND
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
@@ -34,7 +42,9 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     if path.is_dir():
         raise CheckpointError(f"ckpt_path={str(path)!r} is a directory, not a checkpoint file")
     try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns before it refuses a pickle: the one line below says it all
+            warnings.simplefilter("ignore")
+            saved = torch.load(path, map_location="cpu", weights_only=True)
     except OSError as e:
         raise CheckpointError(f"ckpt_path={str(path)!r} cannot be read: {e.strerror or e}") from e
     except Exception as e:  # garbage bytes make the unpickler fail in many ways (UnpicklingError, EOF, Index...)
@@ -52,11 +62,20 @@ def _value(cfg: DictConfig, key: str) -> Any:
 
 def merge(cfg: DictConfig, saved: dict[str, Any], overrides: list[str], path: Path) -> tuple[DictConfig, dict]:
     """-> (the checkpoint's config with the RESUMABLE values of `cfg`, the checkpoint's group choices)."""
-    run = saved[CKPT_KEY]
-    old = OmegaConf.create(run["config"])
-    choices = dict(run.get("choices", {}))
+    try:
+        run = saved[CKPT_KEY]
+        old = OmegaConf.create(run["config"])
+        choices = dict(run.get("choices", {}))
+        list(run["overrides"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(
+            f"ckpt_path={str(path)!r} is not an initlab checkpoint (its run record is malformed)"
+        ) from e
+    for item in overrides:
+        if str(item).startswith("~") and not resumable(item):
+            raise CheckpointError(f"{item} conflicts with the checkpoint ({path}), which has it; drop it to resume")
     for key, given in parse_overrides(overrides).items():
-        if key.startswith("hydra.") or key in RESUMABLE:
+        if resumable(key):
             continue
         if key in choices:  # a group: init=lecun
             ours, theirs = given, choices[key]
@@ -69,6 +88,9 @@ def merge(cfg: DictConfig, saved: dict[str, Any], overrides: list[str], path: Pa
     for key in RESUMABLE:
         if key in given or key in ("ckpt_path", "train"):  # others keep the checkpoint's value
             OmegaConf.update(old, key, _value(cfg, key), force_add=True)
+    for key in FROM_COMMAND:  # where the run writes: this command's choice, never a checkpoint's
+        node = OmegaConf.select(cfg, key, default=None)
+        OmegaConf.update(old, key, OmegaConf.to_container(node) if OmegaConf.is_config(node) else node, merge=False)
     return old, choices
 
 

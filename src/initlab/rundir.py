@@ -100,6 +100,14 @@ def release(path: Path) -> None:
         os.close(fd)
 
 
+def resumes(ckpt_path: str | None, train: bool, run_dir: Path) -> bool:
+    """Whether a command continues the run in `run_dir`: training from its own checkpoint (ckpt_path=last, or a
+    path inside it). Evaluating, or resuming another run's checkpoint, into a dir that holds a run is refused."""
+    if not ckpt_path or not train:
+        return False
+    return ckpt_path == "last" or run_dir.absolute() in Path(ckpt_path).absolute().parents
+
+
 def _given(config: DictConfig, key: str) -> bool:
     return any(str(o).lstrip("+").startswith(f"{key}=") for o in config.hydra.overrides.hydra)
 
@@ -109,7 +117,9 @@ class ClaimRunDir(Callback):
 
     def _claim(self, config: DictConfig, key: str) -> None:
         node = config.hydra.run if key == "hydra.run.dir" else config.hydra.sweep
-        resuming = config.get("ckpt_path") is not None
+        resuming = resumes(config.get("ckpt_path"), config.get("train", True), Path(node.dir))
+        if key == "hydra.sweep.dir":  # each job resumes its own dir with ckpt_path=last
+            resuming = config.get("ckpt_path") == "last"
         try:
             path = claim(Path(node.dir), key, explicit=_given(config, key), resuming=resuming)
         except OutputError as e:

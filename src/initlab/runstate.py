@@ -7,7 +7,7 @@ from typing import Any
 import lightning.pytorch as pl
 
 from initlab.resume import CKPT_KEY
-from initlab.signals import STATE, Interrupted
+from initlab.signals import STATE, Interrupted, install
 
 
 class RunState(pl.Callback):
@@ -23,6 +23,7 @@ class RunState(pl.Callback):
         self.started = time.perf_counter()
         self.prior_s = 0.0  # wall time of the segments before a resume
         self.pending: Path | None = None  # a checkpoint taken at a batch end, kept if no validation follows
+        self.trained = False  # this segment reached training (so its record replaces an earlier one)
 
     def elapsed(self) -> float:
         return self.prior_s + time.perf_counter() - self.started
@@ -34,10 +35,13 @@ class RunState(pl.Callback):
         self.prior_s = float(checkpoint.get(CKPT_KEY, {}).get("elapsed_s", 0.0))
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        STATE.defer = True  # from here a signal stops the loop at a point it can resume from
-
-    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        STATE.defer = False
+        # Lightning has just put its own SIGTERM handler in place, which aborts a validation in progress; ours
+        # lets it finish and stops after it, where a checkpoint resumes exactly. Lightning restores the
+        # handlers it found when fit ends.
+        install()
+        self.trained = True
+        if STATE.received is not None:  # arrived during start-up: nothing to save yet
+            raise Interrupted(STATE.received, trainer.global_step)
 
     @staticmethod
     def _last(trainer: pl.Trainer) -> Path | None:

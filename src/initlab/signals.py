@@ -1,7 +1,8 @@
 """SIGTERM (SLURM time-outs, preemption, `kill`) and SIGINT (Ctrl-C) end a run with a record that says so.
 
-While a model trains, the handler only notes the signal: the training loop stops at the end of the current
-batch, where a checkpoint is consistent (see `StopOnSignal`). Anywhere else it raises `Interrupted` at once.
+The handler only notes the signal; the job stops at the next safe point: the start of training, the end of a
+batch or of its validation (where a checkpoint resumes exactly: initlab.runstate.RunState), or the end of the
+run. A second signal, seconds later, stops it at once.
 In a sweep the parent notes the signal, forwards it to the jobs running in other processes (joblib workers)
 and leaves a marker so that jobs not yet started skip themselves; the summary then lists them as not run.
 """
@@ -39,7 +40,6 @@ class Interrupted(BaseException):
 class SignalState:
     received: int | None = None  # the first signal this process got
     received_at: float = 0.0
-    defer: bool = True  # True: note it and let the training loop or the sweep stop at a safe point
     jobs_dir: Path | None = None  # a sweep's registry of running jobs (pid files), to forward signals to
     sweep_dir: Path | None = None
 
@@ -49,10 +49,11 @@ class SignalState:
             self.received, self.received_at = signum, time.monotonic()
             log.warning("received %s: stopping at the next safe point", signal.Signals(signum).name)
             self._mark_sweep(signum)
+        # Noted only: the job stops at the next point where that is safe and resumable (training's start, a batch
+        # end, a validation's end, the end of the run). Raising here could land inside an import or a C call.
         # A second signal means "now", unless it is the same event arriving twice (Ctrl-C reaches a whole process
         # group, and a sweep parent forwards what it gets to its jobs).
-        insisted = not first and time.monotonic() - self.received_at > 2.0
-        if insisted or not self.defer:
+        if not first and time.monotonic() - self.received_at > 2.0:
             raise Interrupted(self.received)
 
     def _mark_sweep(self, signum: int) -> None:
