@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from initlab import signals
-from initlab.errors import CheckpointError
+from initlab.errors import CheckpointError, ConfigError, OutputError
 from tests.conftest import run
 from tests.test_robust import CrashAt  # noqa: F401  (the callback the configs below name)
 
@@ -227,3 +227,94 @@ def test_checkpoints_path_that_is_a_file(make_cfg, tmp_path: Path) -> None:
     with pytest.raises(Exception, match="checkpoints is a file"):
         run(make_cfg())
     shutil.rmtree(tmp_path / "checkpoints", ignore_errors=True)
+
+
+def test_a_refused_resume_leaves_the_runs_record_alone(make_cfg, tmp_path: Path) -> None:
+    run(make_cfg(out=tmp_path))
+    before = (tmp_path / "metrics.json").read_bytes()
+    for bad in (["optimizer.lr=0.5"], ["seed=-1"], ["~optimizer.weight_decay"]):
+        with pytest.raises((CheckpointError, ConfigError)):
+            run(make_cfg("ckpt_path=last", *bad, out=tmp_path))
+        assert (tmp_path / "metrics.json").read_bytes() == before  # refused: nothing of the run was touched
+
+
+def test_only_the_runs_own_checkpoint_resumes_into_a_dir_that_holds_it(make_cfg, tmp_path: Path) -> None:
+    from initlab import rundir
+
+    run(make_cfg("init=lecun", out=tmp_path / "a"))
+    run(make_cfg(out=tmp_path / "b"))
+    for d in ("a", "b"):
+        rundir.release(tmp_path / d)  # as a new process would find them
+    before = (tmp_path / "b" / "metrics.json").read_bytes()
+    for other in ([f"ckpt_path={tmp_path / 'a' / 'checkpoints' / 'last.ckpt'}"],
+                  ["train=false", f"ckpt_path={tmp_path / 'b' / 'checkpoints' / 'best.ckpt'}"]):  # fmt: skip
+        with pytest.raises(OutputError, match="already holds a run"):
+            run(make_cfg(*other, out=tmp_path / "b"))
+        assert (tmp_path / "b" / "metrics.json").read_bytes() == before
+
+
+def test_last_with_no_checkpoint_in_a_dir_of_another_run_is_refused(make_cfg, tmp_path: Path) -> None:
+    earlier = {"status": "interrupted", "overrides": ["init=lecun", "seed=3"]}
+    (tmp_path / "metrics.json").write_text(json.dumps(earlier))
+    with pytest.raises(
+        CheckpointError, match=r"no checkpoint to resume.*own overrides: init=lecun seed=3 ckpt_path=last"
+    ):
+        run(make_cfg("ckpt_path=last", out=tmp_path))
+    assert json.loads((tmp_path / "metrics.json").read_text())["status"] == "interrupted"
+
+
+def test_a_crafted_checkpoint_cannot_choose_where_the_run_writes(make_cfg, tmp_path: Path) -> None:
+    good = real_checkpoint(make_cfg, tmp_path)
+    saved = torch.load(good, weights_only=True)
+    elsewhere = tmp_path / "elsewhere"
+    saved["initlab"]["config"]["callbacks"]["model_checkpoint"]["dirpath"] = str(elsewhere)
+    saved["initlab"]["config"]["logger"]["tensorboard"]["save_dir"] = str(elsewhere)
+    torch.save(saved, tmp_path / "crafted.ckpt")
+    run(make_cfg(f"ckpt_path={tmp_path / 'crafted.ckpt'}", "trainer.max_epochs=3", out=tmp_path / "out"))
+    assert not elsewhere.exists() and (tmp_path / "out" / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_a_malformed_run_record_is_one_line(make_cfg, tmp_path: Path) -> None:
+    saved = torch.load(real_checkpoint(make_cfg, tmp_path), weights_only=True)
+    saved["initlab"] = {"choices": {}}  # no config
+    torch.save(saved, tmp_path / "odd.ckpt")
+    with pytest.raises(CheckpointError, match="its run record is malformed"):
+        run(make_cfg("train=false", f"ckpt_path={tmp_path / 'odd.ckpt'}", out=tmp_path / "out"))
+
+
+class SignalIn(pl.Callback):
+    """Sends this process SIGTERM once, in the hook named by $SIGNAL_IN (a validation inside fit, or the test)."""
+
+    def _maybe(self, trainer: pl.Trainer, hook: str) -> None:
+        due = hook != "validation" or (trainer.state.fn == "fit" and trainer.global_step == 6)
+        if os.environ.get("SIGNAL_IN") == hook and not signals.STATE.received and due:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    def on_validation_batch_start(self, trainer: pl.Trainer, *args: object) -> None:
+        self._maybe(trainer, "validation")
+
+    def on_test_batch_start(self, trainer: pl.Trainer, *args: object) -> None:
+        self._maybe(trainer, "test")
+
+
+@pytest.mark.parametrize("where", ["validation", "test"])
+def test_sigterm_in_a_validation_or_the_final_test_stops_cleanly(make_cfg, tmp_path: Path, monkeypatch, where) -> None:
+    callback = "+callbacks.signal._target_=tests.test_resume.SignalIn"
+    whole = run(make_cfg(callback, out=tmp_path / "whole"))
+    monkeypatch.setenv("SIGNAL_IN", where)
+    signals.install()
+    try:
+        with pytest.raises(signals.Interrupted):
+            run(make_cfg(callback, out=tmp_path / "run"))
+    finally:
+        for s in signals.HANDLED:
+            signal.signal(s, signal.default_int_handler if s == signal.SIGINT else signal.SIG_DFL)
+        signals.STATE.received = None
+    stopped = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    step = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
+    assert stopped["status"] == "interrupted" and stopped["steps"] == step == (6 if where == "validation" else 10)
+    if where == "test":  # the run was complete: its numbers are in the record, train/loss too
+        assert stopped["train/loss"] == whole["train/loss"] and stopped["test/acc"] == whole["test/acc"]
+    monkeypatch.delenv("SIGNAL_IN")
+    resumed = run(make_cfg(callback, "ckpt_path=last", out=tmp_path / "run"))
+    assert {k: v for k, v in resumed.items() if k not in TIMING} == {k: v for k, v in whole.items() if k not in TIMING}

@@ -54,7 +54,12 @@ class RunState(pl.Callback):
             self.pending = last.with_name("last.ckpt.pending")
             trainer.save_checkpoint(self.pending)
 
+    def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        install()  # as in training: a SIGTERM lets the final test finish; the record then says it was stopped
+
     def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.state.fn != "fit":
+            install()
         if self.pending is not None:  # a validation follows the batch: stop after it instead
             self.pending.unlink(missing_ok=True)
             self.pending = None
