@@ -166,3 +166,15 @@ def test_the_console_says_each_thing_once(tiny_mnist: Path, tmp_path: Path) -> N
     job_lines = [line for line in sweep.stderr.splitlines() if "][initlab." in line or "][lightning" in line]
     assert sweep.returncode == 0 and len(job_lines) == 2, "\n".join(job_lines)  # one line a parallel job
     assert all("test/acc=" in line for line in job_lines) and "Total params" not in sweep.stderr
+
+
+def test_a_signal_during_start_up_stops_before_training(tiny_mnist: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    proc = start(*long_run(tiny_mnist), f"hydra.run.dir={run_dir}")
+    time.sleep(1.0)  # inside the imports of torch and Lightning
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM and "Traceback" not in err, err[-3000:]
+    stopped = record(run_dir)
+    assert stopped["status"] == "interrupted" and stopped["signal"] == "SIGTERM" and not stopped.get("steps")
+    assert not list(run_dir.glob("checkpoints/*.ckpt"))  # nothing trained, nothing to resume

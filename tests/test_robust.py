@@ -96,7 +96,7 @@ def corrupt(tmp: Path, how: str) -> Path:
 
 
 BAD = {  # name: (overrides, what the one line must say); "{data}" = the tiny data set, "{tmp}" = a temp dir
-    "unknown choice": (["init=bogus"], "Could not find 'init/bogus'; choose one of: default, kaiming"),
+    "unknown choice": (["init=bogus"], "Could not find 'init/bogus'; choose one of: default, gaussian, kaiming"),
     "misspelt key": (["optimizer.lrr=0.1"], "Could not override 'optimizer.lrr'; To append to your config use"),
     "zero lr": (["optimizer.lr=0"], "optimizer.lr=0 is not allowed: a finite number > 0"),
     "negative lr": (["optimizer.lr=-0.5"], "optimizer.lr=-0.5 is not allowed: a finite number > 0"),
@@ -130,6 +130,14 @@ BAD = {  # name: (overrides, what the one line must say); "{data}" = the tiny da
     "garbage checkpoint": (["ckpt_path={tmp}/file"], "is not a readable checkpoint"),
     "missing checkpoint": (["ckpt_path={tmp}/nothing.ckpt"], "does not exist"),
     "bad override syntax": (["model.hidden_dims=[1,"], "cannot parse the command line"),
+    "seed a list": (["seed=[1]"], "seed=[1] is not allowed: an integer"),
+    "a number for a group": (["init=nan"], "cannot start: Config group override must be a string or a list"),
+    "deleted lr": (["~optimizer.lr"], "optimizer.lr is missing: the run needs it"),
+    "nesterov without momentum": (["optimizer.momentum=0"], "optimizer: ValueError: Nesterov momentum requires"),
+    "wrong class count": (["model.num_classes=5"], "model.num_classes=5 is not allowed: the data is"),
+    "unknown nonlinearity": (["init.weight.nonlinearity=banana"], "cannot build the model from model/init/act"),
+    "broken yaml in searchpath": (["hydra.searchpath=[file://{tmp}/broken]", "init=bad"], "cannot start:"),
+    "typo'd new key": (["+sed=1"], "sed=1 is not a setting here"),
 }
 
 
@@ -140,6 +148,8 @@ def test_bad_input_fails_in_one_clear_line(case: str, tiny_mnist: Path, tmp_path
     for how in ("magic", "truncate", "label11", "shape20", "dir"):
         corrupt(tmp_path, how)
     (tmp_path / "file").write_text("not a directory")
+    (tmp_path / "broken" / "init").mkdir(parents=True)
+    (tmp_path / "broken" / "init" / "bad.yaml").write_text("weight: [unclosed\n")
     run_dir = tmp_path / "run"
     args = [o.format(data=tiny_mnist, tmp=tmp_path) for o in overrides]
     proc = run_cli(f"data.data_dir={tiny_mnist}", "data.val_size=100", f"hydra.run.dir={run_dir}", *args)
