@@ -48,9 +48,18 @@ def test_resume_takes_everything_from_the_checkpoint(make_cfg, tmp_path: Path, m
     assert (resumed["init"], resumed["act"], resumed["seed"]) == ("lecun", "tanh", 3)
     assert 0 < resumed["val/acc"] < 0.95  # the tiny data does not saturate: equal numbers mean something
     assert [r["from_step"] for r in resumed["resumed"]] == [step] and 0 < step < 7
-    assert before > 0.1 and resumed["wall_time_s"] > before  # the time before the crash counts too
+    assert before > 0 and resumed["wall_time_s"] > before  # the time before the crash counts too
     assert resumed["resumed"][0]["overrides"][-2:] == [CRASH, "ckpt_path=last"]
     assert scalars(tmp_path / "run") == scalars(tmp_path / "whole")  # no gap, no step twice
+
+
+def test_wall_time_adds_up_every_segment(make_cfg, tmp_path: Path, monkeypatch) -> None:
+    last = crashed(make_cfg, tmp_path, monkeypatch)
+    saved = torch.load(last, weights_only=True)
+    saved["initlab"]["elapsed_s"] = 1000.0  # as if the first segment had run for 1000 s
+    torch.save(saved, last)
+    resumed = run(make_cfg(CRASH, "ckpt_path=last", out=tmp_path))
+    assert 1000 < resumed["wall_time_s"] < 1100
 
 
 def test_resume_into_another_dir_keeps_best_checkpoint_and_score(make_cfg, tmp_path: Path, monkeypatch) -> None:
@@ -59,7 +68,7 @@ def test_resume_into_another_dir_keeps_best_checkpoint_and_score(make_cfg, tmp_p
     resumed = run(make_cfg(CRASH, f"ckpt_path={last}", out=tmp_path / "elsewhere"))
     assert resumed["val/acc_best"] == whole["val/acc_best"] and resumed["val_history"] == whole["val_history"]
     best = torch.load(tmp_path / "elsewhere" / "checkpoints" / "best.ckpt", weights_only=True)
-    assert best["global_step"] == max(whole["val_history"], key=lambda p: p[1])[0]
+    assert best["global_step"] == max(whole["val_history"], key=lambda p: p[1])[0]  # the final validation counts
     assert scalars(tmp_path / "elsewhere") == scalars(tmp_path / "whole")
 
 
@@ -318,3 +327,23 @@ def test_sigterm_in_a_validation_or_the_final_test_stops_cleanly(make_cfg, tmp_p
     monkeypatch.delenv("SIGNAL_IN")
     resumed = run(make_cfg(callback, "ckpt_path=last", out=tmp_path / "run"))
     assert {k: v for k, v in resumed.items() if k not in TIMING} == {k: v for k, v in whole.items() if k not in TIMING}
+
+
+def test_the_best_checkpoint_and_score_move_with_a_run_resumed_elsewhere(tmp_path: Path) -> None:
+    from initlab.checkpointing import BestCheckpoint
+
+    old = tmp_path / "old" / "checkpoints"
+    old.mkdir(parents=True)
+    (old / "best.ckpt").write_bytes(b"x")
+    new_dir = tmp_path / "new" / "checkpoints"
+    cb = BestCheckpoint(dirpath=new_dir, filename="best", monitor="val/acc", mode="max", save_last=True)
+    score = torch.tensor(0.8)
+    best = str(old / "best.ckpt")
+    state = {"monitor": "val/acc", "best_model_score": score, "best_model_path": best, "current_score": score,
+             "dirpath": str(old), "best_k_models": {best: score}, "kth_best_model_path": best, "kth_value": score,
+             "last_model_path": ""}  # fmt: skip
+    cb.load_state_dict(state)
+    new = str(new_dir / "best.ckpt")
+    assert cb.best_model_path == new and (new_dir / "best.ckpt").read_bytes() == b"x"
+    assert list(cb.best_k_models) == [new] and cb.best_k_models[new].item() == pytest.approx(0.8)
+    assert cb.best_model_score.item() == pytest.approx(0.8)

@@ -133,3 +133,18 @@ def test_two_default_runs_started_together_get_two_dirs(tiny_mnist: Path, tmp_pa
     runs = sorted(tmp_path.glob("outputs/*/*/metrics.json"))
     assert len(runs) == 2 and all(json.loads(r.read_text())["status"] == "ok" for r in runs)
     assert all(r.parent.name.split("_", 1)[1].startswith("kaiming-relu") for r in runs)  # named by its choices
+
+
+def test_a_second_signal_insists_only_after_2_s() -> None:
+    import signal
+
+    from initlab.signals import Interrupted, SignalState
+
+    s = SignalState()
+    s.handle(signal.SIGINT, None)
+    s.handle(signal.SIGINT, None)  # Ctrl-C reaching the process group twice: the same event, still only noted
+    assert s.received == signal.SIGINT
+    s.received_at -= 3
+    with pytest.raises(Interrupted) as info:
+        s.handle(signal.SIGTERM, None)  # seconds later: the user insists
+    assert info.value.signum == signal.SIGINT and info.value.exit_code == 130

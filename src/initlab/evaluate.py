@@ -9,7 +9,7 @@ from omegaconf import DictConfig
 import initlab
 from initlab.errors import CheckpointError
 from initlab.job import judge
-from initlab.record import RESULTS, hparams, identity
+from initlab.record import RESULTS, hparams, identity, write_atomic
 from initlab.signals import STATE, Interrupted
 
 log = logging.getLogger(__name__)
@@ -28,6 +28,18 @@ def _fit(cfg: DictConfig, dm: Any, module: Any, trainer: Any, ckpt: Path | None,
     if trainer.checkpoint_callback is not None:  # last.ckpt = the final weights, not the last validation's
         trainer.save_checkpoint(Path(trainer.checkpoint_callback.dirpath) / "last.ckpt")
     return module.last_loss  # kept in checkpoints: a run stopped during its final test resumes with it
+
+
+def _keep_if_best(trainer: Any, final_acc: float) -> None:
+    """The final validation competes too: if it beats every one during training, best.ckpt becomes the final
+    weights (last.ckpt), so best.ckpt and val/acc_best always describe the same model."""
+    ckpt = trainer.checkpoint_callback
+    best = ckpt.best_model_score if ckpt is not None else None
+    if ckpt is None or not ckpt.dirpath or (best is not None and final_acc <= float(best)):
+        return
+    last, target = Path(ckpt.dirpath) / "last.ckpt", Path(ckpt.dirpath) / "best.ckpt"
+    if last.is_file() and trainer.is_global_zero:
+        write_atomic(target, last.read_bytes())
 
 
 def _load(module: Any, saved: dict[str, Any], ckpt: Path) -> None:
@@ -63,6 +75,8 @@ def fit_and_test(cfg: DictConfig, dm: Any, module: Any, trainer: Any, ckpt: Path
     if cfg.train:
         train_loss = _fit(cfg, dm, module, trainer, ckpt, state)
     val = trainer.validate(module, datamodule=dm, verbose=False)[0]
+    if cfg.train:
+        _keep_if_best(trainer, float(val["val/acc"]))
     test = trainer.test(module, datamodule=dm, verbose=False)[0]
     history = [list(p) for p in module.val_history]
     if cfg.train and (not history or history[-1][0] != trainer.global_step):
