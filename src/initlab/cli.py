@@ -9,8 +9,6 @@ Bad input and faults the user can fix end in one line on stderr and exit status 
 its record saying so and exit status 128 + the signal's number.
 """
 
-import atexit
-import gc
 import logging
 import os
 import sys
@@ -109,9 +107,6 @@ def hydra_error_line(e: BaseException) -> str:
 
 
 def main() -> None:
-    # At exit, skip the final cyclic-GC sweep over torch/Lightning's millions of objects (~1 s a process);
-    # objects are still freed and files closed as usual.
-    atexit.register(gc.freeze)
     signals.install()
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # Hydra raises its errors to us, which we make one line
     logging.raiseExceptions = False  # a log file on a full disk must not print a traceback per line
