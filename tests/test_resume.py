@@ -93,8 +93,9 @@ class SignalAt(pl.Callback):
             os.kill(os.getpid(), getattr(signal, os.environ["SIGNAL_AT_SIGNAL"]))
 
 
-@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
-@pytest.mark.parametrize("step", [1, 2, 4, 5, 8])  # validation follows steps 3, 6, 9; epochs end at 5, 10
+@pytest.mark.parametrize(
+    ("step", "sig"), [(1, "SIGTERM"), (2, "SIGTERM"), (4, "SIGTERM"), (5, "SIGINT"), (8, "SIGINT")]
+)  # validations follow steps 3, 6 and 9 (a signal in step 2 or 8 waits for them); epochs end at steps 5 and 10
 def test_a_signal_at_any_step_stops_where_resuming_is_exact(make_cfg, tmp_path: Path, monkeypatch, step, sig) -> None:
     callback = "+callbacks.signal._target_=tests.test_resume.SignalAt"
     whole = run(make_cfg(callback, "init=xavier", "act=tanh", out=tmp_path / "whole"))
@@ -199,8 +200,10 @@ BAD_CKPT = {
 }
 
 
-@pytest.mark.parametrize("kind", list(BAD_CKPT))
-@pytest.mark.parametrize("mode", ["resume", "evaluate"])
+@pytest.mark.parametrize(
+    ("kind", "mode"),
+    [(k, "resume") for k in BAD_CKPT] + [(k, "evaluate") for k in ("truncated", "plain dict", "other architecture")],
+)
 def test_bad_checkpoints_are_one_clear_error(make_cfg, tmp_path: Path, kind: str, mode: str) -> None:
     bad = write_bad(kind, real_checkpoint(make_cfg, tmp_path), tmp_path / "bad.ckpt")
     out = tmp_path / "out"
