@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from initlab.data import MNISTDataModule
 from tests.conftest import build
 
@@ -26,6 +28,7 @@ def test_splits_are_converted_once_per_process(tiny_mnist: Path) -> None:
     assert other.splits["train"][0] is not a.splits["train"][0]  # another seed, another split
 
 
+@pytest.mark.slow  # a subprocess
 def test_import_frameworks_freezes_once_and_leaves_the_collector_on() -> None:
     code = (
         "import gc; from initlab.fit import import_frameworks; import_frameworks(); n = gc.get_freeze_count(); "

@@ -85,6 +85,7 @@ def test_callback_writes_summary_and_fails_the_sweep(sweep: Path) -> None:
     assert exit_info.value.code == 1 and (sweep / "summary.md").is_file()
 
 
+@pytest.mark.slow  # subprocesses
 def test_rebuild_command(sweep: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     proc = subprocess.run([sys.executable, "-m", "initlab.summary", str(sweep)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
