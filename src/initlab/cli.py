@@ -70,7 +70,7 @@ def task(cfg: DictConfig) -> float:
     signals.install()  # also in sweep workers, which never ran main()
     pid_file = None
     if job.sweep_dir is not None:
-        signals.STATE.sweep_dir, signals.STATE.jobs_dir = job.sweep_dir, job.sweep_dir / ".jobs"
+        signals.STATE.sweep_dir = job.sweep_dir
         pid_file = signals.register_job(job.sweep_dir)
     try:
         return run(cfg, job).get("val/acc", float("nan"))

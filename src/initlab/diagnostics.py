@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 import lightning.pytorch as pl
 import torch
+from hydra.utils import get_class
 from torch import nn
 
 from initlab.inits import WEIGHTED, bias_variance, expected_variance, fans, sigma_w2
@@ -131,8 +132,6 @@ class LayerDiagnostics(pl.Callback):
             lg.log_metrics({f"diag/{k}": v for k, v in stats.items()}, step=trainer.global_step)
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx: int) -> None:
-        from hydra.utils import get_class
-
         step = trainer.global_step
         if not self._due(step, self.every):
             return

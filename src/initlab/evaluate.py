@@ -15,7 +15,7 @@ from initlab.signals import STATE, Interrupted
 log = logging.getLogger(__name__)
 
 
-def _fit(cfg: DictConfig, dm: Any, module: Any, trainer: Any, ckpt: Path | None, state: Any) -> float | None:
+def _fit(dm: Any, module: Any, trainer: Any, ckpt: Path | None, state: Any) -> float | None:
     """trainer.fit, resuming from ckpt; -> the last logged training loss. A signal ends it with Interrupted."""
     try:
         trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt) if ckpt else None, weights_only=True)
@@ -73,7 +73,7 @@ def fit_and_test(cfg: DictConfig, dm: Any, module: Any, trainer: Any, ckpt: Path
     if saved is not None:
         _load(module, saved, ckpt)  # a checkpoint of another shape fails here, in one line, not inside fit
     if cfg.train:
-        train_loss = _fit(cfg, dm, module, trainer, ckpt, state)
+        train_loss = _fit(dm, module, trainer, ckpt, state)
     val = trainer.validate(module, datamodule=dm, verbose=False)[0]
     if cfg.train:
         _keep_if_best(trainer, float(val["val/acc"]))

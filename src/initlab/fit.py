@@ -110,7 +110,6 @@ def dry_run(cfg: DictConfig) -> None:
 
 def check_arguments(cfg: DictConfig) -> None:
     """Keyword arguments of the optimizer, scheduler, activation and init must be ones their targets take."""
-    plain = OmegaConf.to_container(cfg, resolve=True)
     groups = {"optimizer": ("params",), "scheduler.scheduler": ("optimizer",), "act": (), "init.weight": ("tensor",),
               "model": ("act",), "data": ("seed",)}  # fmt: skip
     for key, skip in groups.items():
@@ -120,8 +119,7 @@ def check_arguments(cfg: DictConfig) -> None:
                 target = locate(node._target_)
             except Exception as e:  # not importable: say which key names it
                 raise ConfigError(f"{key}._target_={node._target_!r} cannot be imported: {e}") from e
-            given = OmegaConf.to_container(node, resolve=True) if key != "optimizer" else plain["optimizer"]
-            checks.check_arguments(key, target, given, skip=skip)
+            checks.check_arguments(key, target, OmegaConf.to_container(node, resolve=True), skip=skip)
 
 
 def make_trainer(cfg: DictConfig, **extra: Any) -> Any:
@@ -176,17 +174,18 @@ def execute(cfg: DictConfig, job: Any, ckpt: Path | None) -> tuple[dict[str, Any
 
     from initlab.runstate import RunState
 
-    choices, saved = dict(job.choices), None
+    choices, saved, run_info = dict(job.choices), None, None
     if ckpt is not None:
         saved = resume.read_checkpoint(ckpt)
         cfg, choices = resume.merge(cfg, saved, job.overrides, ckpt)
         given = {v for k, v in parse_overrides(job.overrides).items() if k.endswith("_target_")}  # typed: trusted
         resume.check_targets(cfg, resume.config_targets(job.config_dirs) | given, ckpt)
         checks.validate(cfg)
-        if cfg.train and ckpt.parent.parent.resolve() == job.out.resolve():
+        run_info = saved[resume.CKPT_KEY] if cfg.train else None  # a run to continue, not a model to evaluate
+        if run_info and ckpt.parent.parent.resolve() == job.out.resolve():
             done = resume.finished(job.out, saved, cfg, job.overrides)
             if done is not None:
-                run_info = saved[resume.CKPT_KEY]  # Hydra rewrote .hydra/ for this command: put the run's back
+                # Hydra rewrote .hydra/ for this command: put the run's back
                 resume.save_hydra_files(job.out, OmegaConf.create(run_info["config"]), run_info["overrides"])
                 log.info(
                     "%s already finished (%s after %d steps): nothing to do", job.out, done["status"], done["steps"]
@@ -196,7 +195,6 @@ def execute(cfg: DictConfig, job: Any, ckpt: Path | None) -> tuple[dict[str, Any
     dry_run(cfg)
     if (job.out / "checkpoints").exists() and not (job.out / "checkpoints").is_dir():
         raise OutputError(f"{job.out / 'checkpoints'} is a file; checkpoints need a directory there")
-    run_info = saved[resume.CKPT_KEY] if saved and cfg.train else None
     overrides = run_info["overrides"] if run_info else list(job.overrides)
     plain = {k: v for k, v in OmegaConf.to_container(cfg, resolve=False).items() if k != "hydra"}
     state = RunState(plain, choices, overrides)

@@ -48,10 +48,10 @@ class Classifier(pl.LightningModule):
         self.first_step_unix = time.time()  # start-up ends here: data loaded, loop about to run
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)  # [B, 784] -> [B, 10] logits
+        return self.net(x)  # [B, 1, 28, 28] images -> [B, 10] logits
 
     def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
-        x, y = batch  # [B, 784], [B]
+        x, y = batch  # [B, 1, 28, 28], [B]
         logits = self(x)
         loss = F.cross_entropy(logits, y)
         if stage != "train":  # summed, then gathered once an epoch: each sample counts once, whatever the shards

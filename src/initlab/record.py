@@ -94,12 +94,11 @@ def parse_overrides(items: list[str]) -> dict[str, str]:
 
 
 def load_job(job_dir: Path, not_choices: tuple[str, ...]) -> dict[str, Any]:
-    """A job dir -> {"dir", "choices", "metrics", "status"}; a job that left no metrics.json counts as failed."""
+    """A job dir -> {"dir", "choices", "overrides", "metrics", "status"}; one that left no metrics.json failed."""
     overrides = job_dir / ".hydra" / "overrides.yaml"
     items = list(OmegaConf.load(overrides)) if overrides.is_file() else []
-    choices: dict[str, Any] = {
-        k: v for k, v in parse_overrides(items).items() if k not in not_choices and not k.startswith("hydra")
-    }
+    given = {k: v for k, v in parse_overrides(items).items() if k not in not_choices and not k.startswith("hydra")}
     metrics = read_metrics(job_dir) or {"status": "failed"}
-    choices |= {k: str(metrics[k]) for k in RUN_KEYS if k in metrics}
-    return {"dir": job_dir.name, "choices": choices, "metrics": metrics, "status": metrics.get("status", "failed")}
+    choices = given | {k: str(metrics[k]) for k in RUN_KEYS if k in metrics}  # true names, even set via a combo
+    return {"dir": job_dir.name, "choices": choices, "overrides": given, "metrics": metrics,
+            "status": metrics.get("status", "failed")}  # fmt: skip

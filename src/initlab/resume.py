@@ -15,7 +15,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from initlab.errors import CheckpointError
-from initlab.record import parse_overrides
+from initlab.record import parse_overrides, read_metrics, write_atomic
 
 log = logging.getLogger(__name__)
 RESUMABLE = (  # what a resume may change: where and how fast it runs, and how long (changes no number)
@@ -74,23 +74,22 @@ def merge(cfg: DictConfig, saved: dict[str, Any], overrides: list[str], path: Pa
     for item in overrides:
         if str(item).startswith("~") and not resumable(item):
             raise CheckpointError(f"{item} conflicts with the checkpoint ({path}), which has it; drop it to resume")
-    for key, given in parse_overrides(overrides).items():
+    given = parse_overrides(overrides)
+    for key, value in given.items():
         if resumable(key):
             continue
         if key in choices:  # a group: init=lecun
-            ours, theirs = given, choices[key]
+            ours, theirs = value, choices[key]
         else:
             ours, theirs = _value(cfg, key), _value(old, key)
         if ours != theirs:
             raise CheckpointError(f"{key}={ours!r} conflicts with the checkpoint's {key}={theirs!r} ({path}); "
                                   "drop it to resume, or start a new run")  # fmt: skip
-    given = parse_overrides(overrides)
     for key in RESUMABLE:
         if key in given or key in ("ckpt_path", "train"):  # others keep the checkpoint's value
             OmegaConf.update(old, key, _value(cfg, key), force_add=True)
     for key in FROM_COMMAND:  # where the run writes: this command's choice, never a checkpoint's
-        node = OmegaConf.select(cfg, key, default=None)
-        OmegaConf.update(old, key, OmegaConf.to_container(node) if OmegaConf.is_config(node) else node, merge=False)
+        OmegaConf.update(old, key, _value(cfg, key), merge=False)
     return old, choices
 
 
@@ -125,21 +124,16 @@ def check_targets(cfg: DictConfig, allowed: set[str], path: Path) -> None:
 
 def finished(run_dir: Path, saved: dict[str, Any], cfg: DictConfig, overrides: list[str]) -> dict | None:
     """The run's record if `run_dir` holds this checkpoint's finished run and the command asks for no more."""
-    from initlab.record import read_metrics
-
     metrics = read_metrics(run_dir)
     if not metrics or metrics.get("status") not in ("ok", "diverged") or metrics.get("steps") != saved["global_step"]:
         return None
-    given = parse_overrides(overrides)
-    old = OmegaConf.create(saved[CKPT_KEY]["config"]).trainer
-    extends = any(k in given and _value(cfg, k) != old.get(k.split(".")[1]) for k in EXTENDING)
+    given, old = parse_overrides(overrides), OmegaConf.create(saved[CKPT_KEY]["config"])
+    extends = any(k in given and _value(cfg, k) != _value(old, k) for k in EXTENDING)
     return None if extends else metrics
 
 
 def save_hydra_files(run_dir: Path, cfg: DictConfig, overrides: list[str]) -> None:
     """Put the run's own config and overrides back in .hydra/ (Hydra rewrote them with the resume command's)."""
-    from initlab.record import write_atomic
-
     hydra_dir = run_dir / ".hydra"
     if hydra_dir.is_dir():
         write_atomic(hydra_dir / "config.yaml", OmegaConf.to_yaml(cfg))

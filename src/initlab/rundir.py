@@ -17,6 +17,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, open_dict, read_write
 
 from initlab.errors import OutputError
+from initlab.record import parse_overrides
 
 log = logging.getLogger(__name__)
 LOCK = ".lock"  # holds "pid N on HOST" while a process runs in the dir
@@ -109,7 +110,7 @@ def resumes(ckpt_path: str | None, train: bool, run_dir: Path) -> bool:
 
 
 def _given(config: DictConfig, key: str) -> bool:
-    return any(str(o).lstrip("+").startswith(f"{key}=") for o in config.hydra.overrides.hydra)
+    return key in parse_overrides(list(config.hydra.overrides.hydra))
 
 
 class ClaimRunDir(Callback):
@@ -117,9 +118,10 @@ class ClaimRunDir(Callback):
 
     def _claim(self, config: DictConfig, key: str) -> None:
         node = config.hydra.run if key == "hydra.run.dir" else config.hydra.sweep
-        resuming = resumes(config.get("ckpt_path"), config.get("train", True), Path(node.dir))
         if key == "hydra.sweep.dir":  # each job resumes its own dir with ckpt_path=last
             resuming = config.get("ckpt_path") == "last"
+        else:
+            resuming = resumes(config.get("ckpt_path"), config.get("train", True), Path(node.dir))
         try:
             path = claim(Path(node.dir), key, explicit=_given(config, key), resuming=resuming)
         except OutputError as e:

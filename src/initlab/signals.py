@@ -18,6 +18,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 HANDLED = (signal.SIGTERM, signal.SIGINT)
 MARKER = ".interrupted"  # in a sweep dir: the sweep was interrupted; holds the signal's name
+JOBS = ".jobs"  # in a sweep dir: a pid file for each job running, so an interrupted parent can forward signals
 
 
 class Interrupted(BaseException):
@@ -40,8 +41,7 @@ class Interrupted(BaseException):
 class SignalState:
     received: int | None = None  # the first signal this process got
     received_at: float = 0.0
-    jobs_dir: Path | None = None  # a sweep's registry of running jobs (pid files), to forward signals to
-    sweep_dir: Path | None = None
+    sweep_dir: Path | None = None  # in a sweep: where to mark it interrupted; its JOBS dir lists running jobs
 
     def handle(self, signum: int, frame: object) -> None:
         first = self.received is None
@@ -63,7 +63,7 @@ class SignalState:
             (self.sweep_dir / MARKER).write_text(signal.Signals(signum).name + "\n")
         except OSError as e:
             log.error("could not mark %s as interrupted: %s", self.sweep_dir, e)
-        for pid_file in self.jobs_dir.glob("*.pid") if self.jobs_dir and self.jobs_dir.is_dir() else []:
+        for pid_file in (self.sweep_dir / JOBS).glob("*.pid"):
             pid = int(pid_file.stem)
             if pid != os.getpid():
                 with contextlib.suppress(ProcessLookupError):
@@ -84,7 +84,7 @@ def install() -> None:
 
 def register_job(sweep_dir: Path) -> Path | None:
     """Note this process in the sweep's job registry, so an interrupted sweep parent can forward signals to it."""
-    jobs = sweep_dir / ".jobs"
+    jobs = sweep_dir / JOBS
     try:
         jobs.mkdir(exist_ok=True)
         pid_file = jobs / f"{os.getpid()}.pid"
@@ -96,7 +96,7 @@ def register_job(sweep_dir: Path) -> Path | None:
 
 def clear_sweep_marks(sweep_dir: Path) -> None:
     (sweep_dir / MARKER).unlink(missing_ok=True)
-    for pid_file in (sweep_dir / ".jobs").glob("*.pid"):
+    for pid_file in (sweep_dir / JOBS).glob("*.pid"):
         pid_file.unlink(missing_ok=True)
 
 

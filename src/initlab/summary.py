@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from initlab.heatmap import Grid, to_png
 from initlab.record import RUN_KEYS, write_atomic
 from initlab.signals import sweep_interrupted
-from initlab.sweep import collect
+from initlab.sweep import collect, sweep_config
 
 log = logging.getLogger(__name__)
 CHOICES = tuple(k for k in RUN_KEYS if k != "seed")  # true names from metrics.json, even when set via a combo
@@ -139,14 +139,10 @@ def write_summary(sweep_dir: str | Path) -> list[dict[str, Any]]:
     write_atomic(sweep_dir / "summary.csv", to_csv(jobs))
     grid = _grid(jobs)
     write_atomic(sweep_dir / "summary.md", to_markdown(jobs, grid, title))
-    theory = OmegaConf.select(_load(sweep_dir / "multirun.yaml"), "hydra.callbacks.summary.theory", default=None)
+    theory = OmegaConf.select(sweep_config(sweep_dir), "hydra.callbacks.summary.theory", default=None)
     to_png(grid, sweep_dir / "summary.png", title, OmegaConf.to_container(theory) if theory else None)
     log.info("sweep summary (%d jobs) -> %s/summary.{csv,md,png}", len(jobs), sweep_dir)
     return jobs
-
-
-def _load(path: Path) -> DictConfig:
-    return OmegaConf.load(path) if path.is_file() else OmegaConf.create()
 
 
 class SweepSummary(Callback):
@@ -163,7 +159,6 @@ class SweepSummary(Callback):
         from initlab import signals
 
         signals.STATE.sweep_dir = Path(config.hydra.sweep.dir).absolute()  # a signal now: mark, forward, finish
-        signals.STATE.jobs_dir = signals.STATE.sweep_dir / ".jobs"
         signals.clear_sweep_marks(signals.STATE.sweep_dir)  # a sweep run again (to resume it) starts unmarked
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:

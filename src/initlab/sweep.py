@@ -4,36 +4,43 @@ import itertools
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
-from initlab.record import load_job, parse_overrides
+from initlab.record import load_job
 
 
-def excluded_keys(multirun_yaml: Path) -> tuple[str, ...]:
+def sweep_config(sweep_dir: Path) -> DictConfig:
+    """The sweep's multirun.yaml (Hydra writes it when the sweep starts), or an empty config."""
+    path = sweep_dir / "multirun.yaml"
+    return OmegaConf.load(path) if path.is_file() else OmegaConf.create()
+
+
+def excluded_keys(sweep: DictConfig) -> tuple[str, ...]:
     """Keys that do not name a job (train.yaml's hydra.job.config.override_dirname.exclude_keys)."""
-    if not multirun_yaml.is_file():
-        return ()
-    keys = OmegaConf.select(OmegaConf.load(multirun_yaml), "hydra.job.config.override_dirname.exclude_keys")
-    return tuple(keys or ())
+    return tuple(OmegaConf.select(sweep, "hydra.job.config.override_dirname.exclude_keys", default=None) or ())
 
 
-def expected_jobs(multirun_yaml: Path) -> list[dict[str, str]]:
+def _swept(sweep: DictConfig) -> list[str]:
+    """The sweep's `key=values` items: from the command line and from hydra.sweeper.params."""
+    items = [str(o) for o in OmegaConf.select(sweep, "hydra.overrides.task", default=None) or []]
+    params = OmegaConf.select(sweep, "hydra.sweeper.params", default=None) or {}
+    return items + [f"{k}={v}" for k, v in params.items()]
+
+
+def expected_jobs(sweep: DictConfig) -> list[dict[str, str]]:
     """The swept values of every job the sweep meant to run (as Hydra's basic sweeper expands them)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    if not multirun_yaml.is_file():
+    items = _swept(sweep)
+    if not items:  # no multirun.yaml: nothing to compare against
         return []
-    cfg = OmegaConf.load(multirun_yaml)
-    items = [str(o) for o in OmegaConf.select(cfg, "hydra.overrides.task", default=[])]
-    params = OmegaConf.select(cfg, "hydra.sweeper.params", default=None) or {}
-    items += [f"{k}={v}" for k, v in params.items()]
     try:
         parsed = OverridesParser.create().parse_overrides(items)
         axes = [[(o.get_key_element().lstrip("+~"), v) for v in o.sweep_string_iterator()] if o.is_sweep_override()
                 else [(o.get_key_element().lstrip("+~"), o.get_value_element_as_str())] for o in parsed]  # fmt: skip
     except Exception:  # another sweeper's syntax (Optuna's intervals): nothing to compare against
         return []
-    skip = excluded_keys(multirun_yaml)
+    skip = excluded_keys(sweep)
     return [
         {k: v for k, v in combo if k not in skip and not k.startswith("hydra.")} for combo in itertools.product(*axes)
     ]
@@ -42,36 +49,28 @@ def expected_jobs(multirun_yaml: Path) -> list[dict[str, str]]:
 def collect(sweep_dir: Path) -> list[dict[str, Any]]:
     """One record per job dir (one holding .hydra/ or metrics.json), in the order the sweep listed the values;
     jobs the sweep meant to run but never started appear with status "not run"."""
+    sweep = sweep_config(sweep_dir)
     dirs = {p.parent.parent for p in sweep_dir.glob("*/.hydra/overrides.yaml")}
-    skip = excluded_keys(sweep_dir / "multirun.yaml")
-    jobs = [load_job(d, skip) for d in sorted(dirs | {p.parent for p in sweep_dir.glob("*/metrics.json")})]
-    seen = [{k: v for k, v in parse_overrides(_overrides(sweep_dir / j["dir"])).items() if k not in skip} for j in jobs]
-    for want in expected_jobs(sweep_dir / "multirun.yaml"):
-        if not any(want.items() <= have.items() for have in seen):
+    dirs |= {p.parent for p in sweep_dir.glob("*/metrics.json")}
+    skip = excluded_keys(sweep)
+    jobs = [load_job(d, skip) for d in sorted(dirs)]
+    for want in expected_jobs(sweep):
+        if not any(want.items() <= j["overrides"].items() for j in jobs):
             name = ",".join(f"{k}={v}" for k, v in sorted(want.items()))
-            jobs.append({"dir": name, "choices": dict(want), "metrics": {"status": "not run"}, "status": "not run"})
-    order = sweep_order(sweep_dir / "multirun.yaml")
+            jobs.append({"dir": name, "choices": dict(want), "overrides": dict(want), "metrics": {"status": "not run"},
+                         "status": "not run"})  # fmt: skip
+    order = sweep_order(sweep)
     rank = {k: {v: i for i, v in enumerate(vs)} for k, vs in order.items()}
     return sorted(
         jobs, key=lambda j: [rank.get(k, {}).get(str(j["choices"].get(k)), len(vs)) for k, vs in order.items()]
     )
 
 
-def _overrides(job_dir: Path) -> list[str]:
-    f = job_dir / ".hydra" / "overrides.yaml"
-    return [str(o) for o in OmegaConf.load(f)] if f.is_file() else []
-
-
-def sweep_order(multirun_yaml: Path) -> dict[str, list[str]]:
+def sweep_order(sweep: DictConfig) -> dict[str, list[str]]:
     """{key: values in the order the sweep gave them} from the command line and hydra.sweeper.params."""
-    if not multirun_yaml.is_file():
-        return {}
-    cfg = OmegaConf.load(multirun_yaml)
-    items = [*OmegaConf.select(cfg, "hydra.overrides.task", default=[])]
-    items += [f"{k}={v}" for k, v in (OmegaConf.select(cfg, "hydra.sweeper.params", default=None) or {}).items()]
     order = {}
-    for item in items:
-        key, _, values = str(item).lstrip("+~").partition("=")
+    for item in _swept(sweep):
+        key, _, values = item.lstrip("+~").partition("=")
         if "," in values:
             order[key] = [v.strip() for v in values.split(",")]
     return order
