@@ -6,7 +6,7 @@ python train.py data.data_dir=../shared/data   # offline: an existing MNIST copy
 tensorboard --logdir outputs
 """
 
-from initlab.cli import main
+from initlab.run.cli import main
 
 if __name__ == "__main__":
     main()

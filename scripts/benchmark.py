@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from initlab.fit import usable_cores  # imports Hydra, not torch: the benchmark process stays light
+from initlab.run.build import usable_cores  # imports Hydra, not torch: the benchmark process stays light
 
 log = logging.getLogger("benchmark")
 ROOT = Path(__file__).resolve().parents[1]

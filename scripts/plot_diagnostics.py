@@ -18,7 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from initlab.record import load_job
+from initlab.report.sweep import load_job
 
 log = logging.getLogger("plot_diagnostics")
 PANELS = [("act_std", "activation std", True), ("unhealthy", "saturated (tanh) / dead (relu) fraction", False),

@@ -13,7 +13,7 @@ the data path, which is the point:
             framework at all.
 With --device cuda the model runs on the GPU; the tutorial copies each batch to it (`x.to(device)`), as
 tutorials do, while the floor keeps the whole data set there.
-  cnn       the floor's data path with model=cnn's LeNet-5 (initlab.model.CNN, kaiming/relu, lr 0.05): what
+  cnn       the floor's data path with model=cnn's LeNet-5 (initlab.models.CNN, kaiming/relu, lr 0.05): what
             the CNN costs with no framework around it.
 Each prints one JSON line: {"procedure", "test_acc", "iters"}.
 """
@@ -61,7 +61,7 @@ def floor_data(data_dir: str, device: torch.device) -> tuple[Batches, Callable[[
 def train_classic(batches: Batches, accuracy: Callable[[nn.Module], float], iters: int, device: torch.device,
                   cnn: bool = False) -> float:  # fmt: skip
     if cnn:
-        from initlab.model import CNN
+        from initlab.models import CNN
 
         model = nn.Sequential(nn.Unflatten(1, (1, 28, 28)), CNN(nn.ReLU)).to(device)  # [B, 784] -> [B, 1, 28, 28]
     else:

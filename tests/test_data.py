@@ -3,29 +3,31 @@
 import errno
 import gzip
 import os
+import pickle
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from initlab.batches import BatchLoader, IndexBatches
-from initlab.data import MNISTDataModule
+from initlab.data.batches import BatchLoader, IndexBatches
+from initlab.data.mnist import FILES, ensure_mnist, load_split
 from initlab.errors import DataError
-from initlab.idx import FILES, ensure_mnist, load_split, to_unit
-from tests.conftest import make_tiny_mnist, write_idx
+from tests.conftest import make_tiny_mnist, mnist_data, write_idx
 
 
 def test_load_split_shapes_and_range(tiny_mnist: Path) -> None:
     x, y = load_split(tiny_mnist, "train")
     assert x.shape == (600, 1, 28, 28) and x.dtype == torch.uint8 and y.shape == (600,)  # the images' own shape
-    x = to_unit(x)
-    assert x.dtype == torch.float32
+    dm = mnist_data(tiny_mnist, val_size=100)
+    dm.setup()
+    x, y = dm.splits["train"]
+    assert x.dtype == torch.float32 and y.dtype == torch.int64
     assert x.min() >= 0.0 and 0.9 < x.max() <= 1.0 and set(y.tolist()) <= set(range(10))  # pixels / 255
 
 
 def test_datamodule_splits_are_seeded_and_disjoint(tiny_mnist: Path) -> None:
-    a, b = (MNISTDataModule(str(tiny_mnist), val_size=100, seed=1) for _ in range(2))
+    a, b = (mnist_data(tiny_mnist, val_size=100, seed=1) for _ in range(2))
     a.setup(), b.setup()
     assert torch.equal(a.splits["val"][0], b.splits["val"][0])
     assert {k: len(v[1]) for k, v in a.splits.items()} == {"train": 500, "val": 100, "test": 200}
@@ -140,20 +142,21 @@ def test_label_out_of_range_names_value_and_range(tmp_path: Path, label: int) ->
     y = np.arange(20) % 10
     y[7] = label
     write_idx(tiny_raw(tmp_path) / "train-labels-idx1-ubyte", y)
-    with pytest.raises(
-        DataError, match=rf"train-labels-idx1-ubyte has label {label} at index 7 .*must be in 0\.\.9"
-    ) as e:
-        load_split(tmp_path, "train")
+    with pytest.raises(DataError, match=rf"training label {label} at index 7; labels must be integers in 0\.\.9") as e:
+        mnist_data(tmp_path, val_size=5, batch_size=5).setup()
     one_line(e)
     write_idx(tiny_raw(tmp_path) / "train-labels-idx1-ubyte", np.arange(20) % 10)  # 9 is fine
-    assert load_split(tmp_path, "train")[1].max() == 9
+    dm = mnist_data(tmp_path, val_size=5, batch_size=5)
+    dm.setup()
+    assert dm.splits["train"][1].max() == 9
 
 
 @pytest.mark.parametrize(("h", "w"), [(20, 20), (14, 56), (28, 27)])  # 14x56: MNIST's pixel count, not its shape
 def test_images_not_28x28(tmp_path: Path, h: int, w: int) -> None:
     write_idx(tiny_raw(tmp_path) / "train-images-idx3-ubyte", np.zeros((20, h, w)))  # valid header, 20 labels
-    with pytest.raises(DataError, match=rf"train-images-idx3-ubyte holds {h}x{w} images, expected 28x28") as e:
-        load_split(tmp_path, "train")
+    with pytest.raises(DataError, match=rf"training images of shape 1x{h}x{w}, but data.image_shape is \[1, 28, 28\]"
+                       ) as e:  # fmt: skip
+        mnist_data(tmp_path, val_size=5, batch_size=5).setup()
     one_line(e)
 
 
@@ -231,8 +234,57 @@ def test_the_other_idx_data_sets(make_cfg, tmp_path: Path, choice: str, folder: 
     cfg = make_cfg(f"data={choice}", f"data.data_dir={root}", out=tmp_path / "run")
     dm = build(cfg)[0]
     dm.setup()
-    assert dm.dataset == folder and dm.splits["train"][0].shape == (500, 1, 28, 28)
+    assert dm.load["dataset"] == folder and dm.splits["train"][0].shape == (500, 1, 28, 28)
     assert 0.1 < run(cfg)["test/acc"] < 0.95  # trains on that folder's files
     with pytest.raises(DataError, match=rf"{folder} not found in .*{folder}/raw.*data\.data_dir="):
         ensure_mnist(tmp_path / "empty", download=False, dataset=folder)
     assert not (tmp_path / "data" / "MNIST").exists()  # nothing read or written under MNIST/
+
+
+def test_cifar10_batches_load_as_tensors_of_their_shape(tiny_cifar10: Path) -> None:
+    from initlab.data.cifar10 import load
+
+    x, y, xt, yt = load(tiny_cifar10, download=False)
+    assert x.shape == (300, 3, 32, 32) and x.dtype == torch.uint8 and y.shape == (300,) and y.dtype == torch.int64
+    assert xt.shape == (100, 3, 32, 32) and yt.shape == (100,) and set(y.tolist()) <= set(range(10))
+    raw = pickle.loads((tiny_cifar10 / "cifar-10-batches-py" / "data_batch_1").read_bytes(), encoding="bytes")
+    assert torch.equal(x[:60].reshape(60, -1), torch.from_numpy(raw[b"data"]))  # rows in CHW order, as written
+    assert y[:60].tolist() == raw[b"labels"]
+
+
+class Exploit:
+    """A pickle payload: unpickling calls os.system, as `pickle.load` of a crafted data file would."""
+
+    def __reduce__(self) -> tuple:
+        return (os.system, ("touch {victim}",))
+
+
+@pytest.mark.parametrize("payload", ["code", "not a pickle", "a list", "wrong width"])
+def test_a_cifar_file_is_data_and_a_bad_one_is_one_line(tmp_path: Path, payload: str) -> None:
+    from initlab.data.cifar10 import load
+    from tests.conftest import make_tiny_cifar10, write_cifar_batch
+
+    root = make_tiny_cifar10(tmp_path / "c", n_per_batch=10, n_test=10)
+    bad = root / "cifar-10-batches-py" / "data_batch_3"
+    victim = tmp_path / "pwned"
+    if payload == "code":
+        bad.write_bytes(pickle.dumps({b"data": Exploit(), b"labels": [0]}, protocol=2).replace(
+            b"{victim}", str(victim).encode()))  # fmt: skip
+    elif payload == "not a pickle":
+        bad.write_bytes(b"garbage" * 100)
+    elif payload == "a list":
+        bad.write_bytes(pickle.dumps([1, 2, 3], protocol=2))
+    else:
+        write_cifar_batch(bad, np.zeros((10, 3, 16, 16), dtype=np.uint8), [0] * 10)
+    with pytest.raises(DataError, match=r"data_batch_3 (is not a CIFAR-10 batch file|holds data of shape)") as e:
+        load(root, download=False)
+    one_line(e)
+    assert not victim.exists()
+
+
+def test_missing_cifar10_without_download_names_the_folder(tmp_path: Path) -> None:
+    from initlab.data.cifar10 import load
+
+    with pytest.raises(DataError, match=r"CIFAR-10 not found in .*cifar-10-batches-py \(missing data_batch_1.*"
+                                        r"download=false; point data.data_dir="):  # fmt: skip
+        load(tmp_path, download=False)

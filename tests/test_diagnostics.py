@@ -1,21 +1,26 @@
 """Diagnostics numbers against hand computations on fixed tiny networks, for every activation family."""
 
 import math
+from collections.abc import Callable
+from functools import partial
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from initlab.diagnostics import activation_stats, grad_norms, predicted_preact_var, weight_stats
 from initlab.inits import apply_init
-from initlab.model import CNN, MLP
+from initlab.models import CNN, MLP
+from initlab.theory import layer_variances, q_map
+from tests.user_models import ScaledTanh
 
 X = torch.tensor([[1.0, 2.0], [3.0, 4.0]])  # [B=2, 2]
 KAIMING = {"weight": None, "bias": "zero", "variance": "2 / fan_in"}
 
 
-def tiny(act: type[nn.Module]) -> MLP:
-    net = MLP(act, hidden_dims=[2], input_dim=2, num_classes=2)
+def tiny(act: Callable[[], nn.Module]) -> MLP:
+    net = MLP(act, image_shape=(2,), hidden_dims=[2], num_classes=2)
     with torch.no_grad():
         net.fc1.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, -1.0]]))  # z = [[1, -2], [3, -4]]
         net.fc1.bias.zero_()
@@ -33,14 +38,32 @@ def test_relu_stats_by_hand() -> None:
     assert torch.equal(acts["act1"], torch.tensor([[1.0, 0.0], [3.0, 0.0]]))
 
 
-@pytest.mark.parametrize("act", [nn.LeakyReLU, nn.ELU, nn.SELU])
-def test_the_relu_family_counts_units_stuck_on_the_negative_side(act: type[nn.Module]) -> None:
-    stats, _ = activation_stats(tiny(act), X, act)
-    assert stats["act1/dead_frac"] == 0.5  # unit 2: z = -2, -4; its output is not 0, but it never leaves there
-    alive = tiny(act)
+def test_relu_units_come_alive_with_one_positive_input() -> None:
+    net = tiny(nn.ReLU)
     with torch.no_grad():
-        alive.fc1.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
-    assert activation_stats(alive, torch.tensor([[1.0, -2.0], [3.0, 4.0]]), act)[0]["act1/dead_frac"] == 0.0
+        net.fc1.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0]]))  # z = x: unit 2 sees -2, then 4
+    assert activation_stats(net, torch.tensor([[1.0, -2.0], [3.0, 4.0]]), nn.ReLU)[0]["act1/dead_frac"] == 0.0
+
+
+X6 = torch.tensor([[1.0, 2.0], [3.0, 6.0]])  # z = [[1, -2], [3, -6]]
+
+
+@pytest.mark.parametrize(
+    ("act", "cls", "expected"),
+    [
+        (nn.ELU, nn.ELU, 0.25),  # ELU' = e^z below 0: e^-6 = 0.0025 is flat, e^-2 = 0.14 is not
+        (nn.SELU, nn.SELU, 0.25),  # 1.0507 * 1.6733 e^z: 0.0044 at -6, 0.24 at -2
+        (partial(nn.LeakyReLU, 0.001), nn.LeakyReLU, 0.5),  # slope 0.001 on both negative entries
+        (partial(nn.LeakyReLU, 0.1), nn.LeakyReLU, 0.0),
+        (nn.Softplus, nn.Softplus, 0.25),  # sigmoid(z): 0.0025 at -6, 0.12 at -2
+        (nn.Mish, nn.Mish, 0.0),  # -0.012 at -6: just not flat
+    ],
+)
+def test_activations_with_a_slope_below_0_count_flat_inputs_not_dead_units(
+    act: Callable[[], nn.Module], cls: type[nn.Module], expected: float
+) -> None:
+    stats, _ = activation_stats(tiny(act), X6, cls)
+    assert stats["act1/flat_frac"] == pytest.approx(expected) and "act1/dead_frac" not in stats
 
 
 def test_tanh_and_sigmoid_saturation_by_hand() -> None:
@@ -52,15 +75,16 @@ def test_tanh_and_sigmoid_saturation_by_hand() -> None:
     assert stats["act1/act_mean"] == pytest.approx(float(torch.sigmoid(torch.tensor([1.0, -2, 3, -4])).mean()))
 
 
-@pytest.mark.parametrize(("act", "expected"), [(nn.GELU, 0.25), (nn.SiLU, 0.0)])
+@pytest.mark.parametrize(("act", "expected"), [(nn.GELU, 0.25), (nn.SiLU, 0.0), (nn.Mish, 0.0)])
 def test_smooth_activations_count_their_near_zero_gradient_region(act: type[nn.Module], expected: float) -> None:
     stats, _ = activation_stats(tiny(act), X, act)
-    # z = 1, -2, 3, -4: GELU'(-4) = -5e-4 is flat, GELU'(-2) = -0.085 is not; SiLU'(-4) = -0.053 is not either
+    # z = 1, -2, 3, -4: GELU'(-4) = -5e-4 is flat, GELU'(-2) = -0.085 is not; SiLU'(-4) = -0.053 and
+    # Mish'(-4) = -0.054 are not either
     assert stats["act1/flat_frac"] == expected and "act1/dead_frac" not in stats
 
 
 def test_conv_nets_count_dead_channels() -> None:
-    net = CNN(nn.ReLU, channels=[2], hidden_dims=[], image_size=4)  # conv1 (2 channels) -> act1 -> pool1 -> out
+    net = CNN(nn.ReLU, image_shape=(1, 4, 4), channels=[2], hidden_dims=[])  # conv1 (2 ch) -> act1 -> pool1 -> out
     with torch.no_grad():
         net.conv1.weight.zero_()
         net.conv1.bias.copy_(torch.tensor([1.0, -1.0]))  # channel 1 always +1, channel 2 always -1
@@ -93,15 +117,18 @@ RELU_KAIMING = {"weight": {"_target_": "torch.nn.init.kaiming_normal_", "nonline
                 "variance": "2 / fan_in"}  # fmt: skip
 
 
-@pytest.mark.parametrize(("act", "init"), [(nn.Tanh, GAUSSIAN), (nn.ReLU, RELU_KAIMING)])
-def test_step_0_theory_matches_the_measured_preactivation_variance(act: type, init: dict) -> None:
+@pytest.mark.parametrize(
+    ("act", "cls", "init"),
+    [(nn.Tanh, nn.Tanh, GAUSSIAN), (nn.ReLU, nn.ReLU, RELU_KAIMING), (partial(ScaledTanh, 2.0), ScaledTanh, GAUSSIAN)],
+)
+def test_step_0_theory_matches_the_measured_preactivation_variance(act: Callable, cls: type, init: dict) -> None:
     torch.manual_seed(0)
     net = apply_init(MLP(act, depth=6, width=1000), init)  # wide: mean-field theory holds to a few %
     x = torch.rand(400, 784)  # pixels in [0, 1], as MNIST's
-    theory, (measured, _) = predicted_preact_var(net, init, x, act), activation_stats(net, x, act)
+    theory, (measured, _) = predicted_preact_var(net, init, x, cls), activation_stats(net, x, cls)
     assert sorted(theory) == sorted(f"act{i}/preact_var_theory" for i in range(1, 7))
     q0 = x.pow(2).mean().item()
-    assert theory["act1/preact_var_theory"] == pytest.approx(1.76 * q0 + 0.05 if act is nn.Tanh else 2 * q0)
+    assert theory["act1/preact_var_theory"] == pytest.approx(1.76 * q0 + 0.05 if init is GAUSSIAN else 2 * q0)
     for i in range(1, 7):
         assert measured[f"act{i}/preact_var"] == pytest.approx(theory[f"act{i}/preact_var_theory"], rel=0.06)
 
@@ -113,3 +140,24 @@ def test_no_theory_where_it_has_no_sigma_w2_or_the_net_is_not_an_mlp() -> None:
         assert predicted_preact_var(tiny(nn.Tanh), init, X, nn.Tanh) == {}
     assert predicted_preact_var(CNN(nn.Tanh), GAUSSIAN, torch.rand(2, 1, 28, 28), nn.Tanh) == {}
     assert predicted_preact_var(tiny(nn.Tanh), GAUSSIAN, X, nn.Tanh) != {}
+    for key, value in (("sigma_w2", 2e4), ("sigma_w2", 0.005)):  # outside the theory's range: no answer
+        init = GAUSSIAN | {"weight": GAUSSIAN["weight"] | {key: value}}
+        assert predicted_preact_var(tiny(nn.Tanh), init, X, nn.Tanh) == {}
+    init = GAUSSIAN | {"bias": GAUSSIAN["bias"] | {"variance": 11.0}}
+    assert predicted_preact_var(tiny(nn.Tanh), init, X, nn.Tanh) == {}
+
+
+def test_a_users_activation_gets_saturation_and_its_own_theory() -> None:
+    """ScaledTanh(2) = 2 tanh(z / 2): bounded at +-2, so a within 0.02 of +-2 (|z| > 2 atanh(0.99) = 5.29)."""
+    stats, _ = activation_stats(tiny(partial(ScaledTanh, 2.0)), torch.tensor([[1.0, 2.0], [6.0, 12.0]]), ScaledTanh)
+    assert stats["act1/saturated_frac"] == 0.5  # z = 1, -2, 6, -12: 6 and -12 saturate
+    assert "act1/dead_frac" not in stats and "act1/flat_frac" not in stats
+    net = MLP(partial(ScaledTanh, 2.0), image_shape=(2,), hidden_dims=[3, 3, 3], num_classes=2)
+    theory = predicted_preact_var(net, GAUSSIAN, X, ScaledTanh)  # q0 = mean(x^2) = 7.5
+    # s tanh(u / s) at variance q is s^2 x tanh at variance q / s^2: q_map_s(q) = s^2 q_map(sigma_b2 / s^2, q / s^2)
+    tanh = (np.tanh, lambda u: 1 - np.tanh(u) ** 2)
+    q1 = 1.76 * 7.5 + 0.05
+    q2 = 4 * q_map(tanh, 1.76, 0.05 / 4, q1 / 4)
+    q3 = 4 * q_map(tanh, 1.76, 0.05 / 4, q2 / 4)
+    assert [theory[f"act{i}/preact_var_theory"] for i in (1, 2, 3)] == pytest.approx([q1, q2, q3], rel=1e-9)
+    assert q2 != pytest.approx(layer_variances(tanh, 1.76, 0.05, 7.5, 2)[1], rel=0.01)  # not tanh's own

@@ -5,15 +5,13 @@ record an uninterrupted run would have written."""
 import json
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.conftest import FAST, ROOT, run, run_cli
-from tests.test_resume import TIMING, scalars
+from tests.conftest import FAST, record, run, run_cli, same_record, scalars, start, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -22,20 +20,6 @@ def long_run(data: Path) -> list[str]:
     """~4000 small steps (a few seconds): long enough to be caught mid-run, with a checkpoint every 100."""
     return [f"data.data_dir={data}", "data.val_size=100", "data.batch_size=1", "optimizer.lr=0.001",
             "trainer.max_epochs=8", "trainer.val_check_interval=100", "trainer.enable_progress_bar=false"]  # fmt: skip
-
-
-def start(*args: str, cwd: Path = ROOT) -> subprocess.Popen:
-    cmd = [sys.executable, str(ROOT / "train.py"), *args]
-    return subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)  # fmt: skip
-
-
-def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
-    end = time.monotonic() + timeout
-    while not path.exists():
-        assert proc.poll() is None, proc.communicate()[1][-3000:]
-        assert time.monotonic() < end, f"{path} never appeared"
-        time.sleep(0.05)
 
 
 def live_processes(session: int, wait: float = 10) -> list[str]:
@@ -47,16 +31,6 @@ def live_processes(session: int, wait: float = 10) -> list[str]:
         if not live or time.monotonic() > end:
             return live
         time.sleep(0.2)
-
-
-def record(run_dir: Path) -> dict:
-    return json.loads((run_dir / "metrics.json").read_text())
-
-
-def same_record(resumed: dict, whole: dict) -> None:
-    """Equal but for timings and the command line (the reference ran in-process, with its own overrides)."""
-    skip = (*TIMING, "overrides")
-    assert {k: v for k, v in resumed.items() if k not in skip} == {k: v for k, v in whole.items() if k not in skip}
 
 
 def test_sigterm_then_resume_gives_the_uninterrupted_record(make_cfg, tiny_mnist: Path, tmp_path: Path) -> None:
@@ -77,8 +51,9 @@ def test_sigterm_then_resume_gives_the_uninterrupted_record(make_cfg, tiny_mnist
 
     resumed = run_cli(f"hydra.run.dir={run_dir}", "ckpt_path=last")  # the README's command, nothing else
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resuming {run_dir} from step {step}" in resumed.stderr  # one line: where and from which step
     whole = run(make_cfg(*long_run(tiny_mnist), fast=False, out=tmp_path / "whole"))
-    same_record(record(run_dir), whole)
+    same_record(record(run_dir), whole, skip=("overrides",))
     assert record(run_dir)["resumed"][0]["from_step"] == step
     assert record(run_dir)["wall_time_s"] > stopped["wall_time_s"]  # both segments
     assert scalars(run_dir) == scalars(tmp_path / "whole")
@@ -93,22 +68,22 @@ def test_sigterm_then_resume_gives_the_uninterrupted_record(make_cfg, tiny_mnist
     assert (run_dir / ".hydra" / "overrides.yaml").read_text() == overrides
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
-def test_ctrl_c_and_kill_9_resume_exactly(make_cfg, tiny_mnist: Path, tmp_path: Path, sig: int) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGHUP, signal.SIGKILL])
+def test_ctrl_c_hangup_and_kill_9_resume_exactly(make_cfg, tiny_mnist: Path, tmp_path: Path, sig: int) -> None:
     run_dir = tmp_path / "run"
     proc = start(*long_run(tiny_mnist), "init=xavier", "act=tanh", f"hydra.run.dir={run_dir}")
     wait_for(run_dir / "checkpoints" / "last.ckpt", proc)
     time.sleep(0.3)
     proc.send_signal(sig)
     proc.communicate(timeout=120)
-    if sig == signal.SIGINT:
-        assert proc.returncode == 130 and record(run_dir)["signal"] == "SIGINT"
+    if sig != signal.SIGKILL:  # Ctrl-C, or a closed terminal or ssh session: a record, and 128 + the signal
+        assert proc.returncode == 128 + sig and record(run_dir)["signal"] == signal.Signals(sig).name
     else:
         assert proc.returncode == -signal.SIGKILL and not (run_dir / "metrics.json").exists()
     resumed = run_cli(f"hydra.run.dir={run_dir}", "ckpt_path=last")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     whole = run(make_cfg(*long_run(tiny_mnist), "init=xavier", "act=tanh", fast=False, out=tmp_path / "whole"))
-    same_record(record(run_dir), whole)
+    same_record(record(run_dir), whole, skip=("overrides",))
     assert scalars(run_dir) == scalars(tmp_path / "whole")
 
 
@@ -125,7 +100,7 @@ def test_a_full_disk_is_one_line_and_leaves_no_half_file(tiny_mnist: Path, tmp_p
         for ckpt in (disk / "run").glob("checkpoints/*"):
             torch.load(ckpt, weights_only=True)  # nothing half-written under a final name
         assert not list((disk / "run").rglob("*.tmp"))
-        left = record(disk / "run")
+        left = record(disk / "run")  # a small failed record, as the disk allows
         assert left["status"] == "failed" and "No space left" in left["error"] and "test/acc" not in left
     finally:
         subprocess.run(["umount", str(disk)], check=False)
@@ -180,3 +155,34 @@ def test_a_signal_during_start_up_stops_before_training(tiny_mnist: Path, tmp_pa
     stopped = record(run_dir)
     assert stopped["status"] == "interrupted" and stopped["signal"] == "SIGTERM" and not stopped.get("steps")
     assert not list(run_dir.glob("checkpoints/*.ckpt"))  # nothing trained, nothing to resume
+
+
+def test_a_value_given_twice_in_a_sweep_is_refused_up_front(tiny_mnist: Path, tmp_path: Path) -> None:
+    for dup in (["init=kaiming,kaiming"], ["num_threads=1,2"]):  # the second: a key left out of dir names
+        proc = run_cli("-m", f"data.data_dir={tiny_mnist}", *FAST, *dup, f"hydra.sweep.dir={tmp_path}/s")
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+        assert "two jobs of this sweep would share the dir" in proc.stderr.strip().splitlines()[-1]
+        assert not list((tmp_path / "s").glob("*/metrics.json"))
+
+
+def test_every_job_that_fails_fails_the_sweep_and_is_listed(tiny_mnist: Path, tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    (sweep / "1" / "metrics.json").mkdir(parents=True)  # job 1's record cannot be written
+    proc = run_cli("-m", "act=relu,tanh", f"data.data_dir={tiny_mnist}", *FAST, f"hydra.sweep.dir={sweep}",
+                   "hydra.sweep.subdir=${hydra.job.num}", "ckpt_path=last")  # fmt: skip
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    rows = (sweep / "summary.csv").read_text().splitlines()
+    assert len(rows) == 3 and any(",failed," in r and "metrics.json is a directory" in r for r in rows), rows
+    assert "1 of 2 jobs did not run to their end: 1" in proc.stderr
+
+
+def test_resuming_a_sweep_root_as_a_single_run_is_refused(tiny_mnist: Path, tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    assert (
+        run_cli("-m", "act=relu,tanh", f"data.data_dir={tiny_mnist}", *FAST, f"hydra.sweep.dir={sweep}").returncode == 0
+    )
+    again = run_cli(f"data.data_dir={tiny_mnist}", *FAST, f"hydra.run.dir={sweep}")
+    assert again.returncode == 1 and "is a sweep dir (multirun.yaml)" in again.stderr
+    advice = run_cli(f"hydra.run.dir={sweep}", "ckpt_path=last")  # following the advice of a plain refusal
+    assert advice.returncode == 1 and "is a sweep dir (multirun.yaml); resume its jobs with `-m`" in advice.stderr
+    assert not (sweep / "checkpoints").exists() and not (sweep / "metrics.json").exists()

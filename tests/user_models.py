@@ -1,4 +1,7 @@
-"""What a user brings from their own package: an activation class the template has never heard of."""
+"""What a user brings from their own package: an activation, a model, an init and a data set the template has
+never heard of, each named by one YAML file in tests/user_conf/ (the user's own config dir)."""
+
+import math
 
 import torch
 from torch import nn
@@ -25,3 +28,39 @@ class TinyConvNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x).flatten(1))  # [B, 1, 28, 28] -> [B, C, 13, 13] -> [B, classes]
+
+
+class DropoutMLP(nn.Sequential):
+    """784 -> 100 -> dropout -> 10: a model whose training draws random numbers at every step."""
+
+    def __init__(self, act, p: float = 0.3, num_classes: int = 10) -> None:
+        super().__init__(nn.Flatten(), nn.Linear(784, 100), act(), nn.Dropout(p), nn.Linear(100, num_classes))
+
+
+def fixup_normal_(tensor: torch.Tensor, name: str, index: int, depth: int) -> torch.Tensor:
+    """Fixup-style (Zhang et al. 2019): N(0, 1/fan_in) scaled by depth^(-1/2) for hidden layers; the last
+    layer (the logits) starts at zero. Asks for its layer's name, index and the net's depth."""
+    with torch.no_grad():
+        if index == depth - 1:
+            return tensor.zero_()
+        std = math.sqrt(1.0 / tensor.shape[1]) * depth**-0.5
+        return tensor.normal_(0.0, std)
+
+
+def raising_init_(tensor: torch.Tensor) -> torch.Tensor:
+    """A user's init with a bug: it looks up a key that is not there."""
+    return {}["gain"]
+
+
+def load_blobs(n_train: int = 400, n_test: int = 100, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    """A user's own data set: 2x8x8 'images' of 3 classes, each class a noisy blob in its own place (no files)."""
+    g = torch.Generator().manual_seed(seed)
+
+    def split(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        y = torch.randint(0, 3, (n,), generator=g)
+        x = torch.rand(n, 2, 8, 8, generator=g)
+        for k in range(3):
+            x[y == k, k % 2, 2 * k : 2 * k + 3, 2 * k : 2 * k + 3] += 0.4  # a faint blob over the noise
+        return x.clamp(0, 1), y
+
+    return (*split(n_train), *split(n_test))

@@ -5,10 +5,11 @@ model runs a fixed probe batch (the first training batch) with forward hooks on 
 (an instance of the act config's class), named by the model's own module names:
   diag/<act module>/preact_mean, preact_std, preact_var   its input z
   diag/<act module>/act_mean, act_std                     its output a
+  one family statistic, by the module's own shape (initlab.activations.profile):
   diag/<act module>/saturated_frac    bounded (sigmoid, tanh): a within 1 % of a bound
-  diag/<act module>/dead_frac         ReLU family (relu, leaky_relu, elu, selu): units (channels, for convs)
-                                      whose z is never positive over the probe: stuck on the flat side
-  diag/<act module>/flat_frac         smooth (gelu, silu): z where |act'(z)| < 0.01, the near-zero gradient
+  diag/<act module>/dead_frac         zero slope for z < 0 (relu): units (channels, for convs) whose z is
+                                      never positive over the probe: stuck on the flat side
+  diag/<act module>/flat_frac         the rest (leaky_relu, elu, selu, gelu, silu, ...): z where |act'(z)| < 0.01
   diag/<act module>/preact_var_theory step 0, where mean-field theory applies: its q^l (docs/theory.md)
 and for every weight-bearing layer (Linear, Conv): weight_std, weight_std_init (the init's stated variance)
 and grad_norm (the L2 norm of dLoss/dW on that step's batch). Histograms of weights and activations every
@@ -23,15 +24,10 @@ import torch
 from hydra.utils import get_class
 from torch import nn
 
+from initlab.activations import family_stats, phi, profile
 from initlab.inits import WEIGHTED, bias_variance, expected_variance, fans, sigma_w2
 
 log = logging.getLogger(__name__)
-SATURATED: dict[type[nn.Module], Callable[[torch.Tensor], torch.Tensor]] = {  # bounded: a near a bound
-    nn.Tanh: lambda a: a.abs() > 0.99,
-    nn.Sigmoid: lambda a: (a < 0.01) | (a > 0.99),
-}
-RECTIFIERS = (nn.ReLU, nn.LeakyReLU, nn.ELU, nn.SELU)  # flat (or nearly) for z <= 0: a unit can die there
-SMOOTH = (nn.GELU, nn.SiLU)  # no hard flat side, but a near-zero-gradient region for z << 0
 
 
 def weighted(net: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -40,20 +36,6 @@ def weighted(net: nn.Module) -> list[tuple[str, nn.Module]]:
 
 def activations(net: nn.Module, act_cls: type[nn.Module]) -> list[tuple[str, nn.Module]]:
     return [(n, m) for n, m in net.named_modules() if isinstance(m, act_cls)]
-
-
-def _family_stats(act: nn.Module, z: torch.Tensor, a: torch.Tensor) -> dict[str, torch.Tensor]:
-    if type(act) in SATURATED:
-        return {"saturated_frac": SATURATED[type(act)](a).float().mean()}
-    if isinstance(act, RECTIFIERS):
-        units = (z > 0).transpose(0, 1).flatten(1)  # [units or channels, batch * positions]
-        return {"dead_frac": (~units.any(dim=1)).float().mean()}
-    if isinstance(act, SMOOTH):
-        with torch.enable_grad():
-            zz = z.detach().requires_grad_(True)
-            (slope,) = torch.autograd.grad(act(zz).sum(), zz)  # act'(z), elementwise
-        return {"flat_frac": (slope.abs() < 0.01).float().mean()}
-    return {}
 
 
 @torch.no_grad()
@@ -76,7 +58,7 @@ def activation_stats(net: nn.Module, x: torch.Tensor, act_cls: type[nn.Module]) 
     names, values = [], []
     for name, (act, z, a) in seen.items():
         parts = {"preact_mean": z.mean(), "preact_std": z.std(), "preact_var": z.var(), "act_mean": a.mean(),
-                 "act_std": a.std(), **_family_stats(act, z, a)}  # fmt: skip
+                 "act_std": a.std(), **family_stats(profile(act), act, z, a)}  # fmt: skip
         names += [f"{name}/{k}" for k in parts]
         values += list(parts.values())
     flat = torch.stack(values).tolist() if values else []  # one sync, not one per stat
@@ -89,23 +71,24 @@ def weight_stats(net: nn.Module, init: dict) -> dict[str, float]:
     out = {}
     for name, m in weighted(net):
         out[f"{name}/weight_std"] = m.weight.std().item()
-        out[f"{name}/weight_std_init"] = expected_variance(init, *fans(m.weight)) ** 0.5
+        var = expected_variance(init, *fans(m.weight))
+        if var is not None:  # None: an init without a closed form (lsuv): nothing to compare against
+            out[f"{name}/weight_std_init"] = var**0.5
     return out
 
 
 def predicted_preact_var(net: nn.Module, init: dict, x: torch.Tensor, act_cls: type[nn.Module]) -> dict:
     """Mean-field q^l at each activation module of an MLP-like net (Linear -> act chains) from the probe's
-    q0 = mean(x^2), for an init with known sigma_w2 and sigma_b2 and an activation the theory knows; else {}."""
+    q0 = mean(x^2), for an init whose sigma_w2 and sigma_b2 are known and in the theory's range; else {}.
+    Any activation module will do: phi comes from the module itself (initlab.activations.phi)."""
     from initlab import theory
 
     acts = activations(net, act_cls)
-    name = theory.TORCH_NAMES.get(act_cls.__name__)
     s_w2, s_b2 = sigma_w2(init), bias_variance(init)
     mlp = all(type(m) is nn.Linear for _, m in weighted(net))  # the theory's net: Linear -> act chains
-    if not acts or not mlp or name is None or s_w2 is None or s_b2 is None:
+    if not acts or not mlp or s_w2 is None or s_b2 is None or not theory.in_range(s_w2, s_b2):
         return {}
-    kwargs = {k: float(getattr(acts[0][1], k)) for k in ("negative_slope", "alpha") if hasattr(acts[0][1], k)}
-    qs = theory.layer_variances(theory.activation(name, **kwargs), s_w2, s_b2, float(x.pow(2).mean()), len(acts))
+    qs = theory.layer_variances(phi(acts[0][1]), s_w2, s_b2, float(x.pow(2).mean()), len(acts))
     return {f"{n}/preact_var_theory": float(q) for (n, _), q in zip(acts, qs, strict=True)}
 
 
@@ -114,20 +97,26 @@ def grad_norms(net: nn.Module) -> dict[str, float]:
 
 
 class LayerDiagnostics(pl.Callback):
+    """The statistics above, logged to every logger; those of step 0 are also kept in `step0` (the run's
+    record carries them, so reports need no event files)."""
+
     def __init__(self, every_n_steps: int = 100, histogram_every_n_steps: int = 500) -> None:
         self.every, self.hist_every = every_n_steps, histogram_every_n_steps
         self.probe: torch.Tensor | None = None
+        self.step0: dict[str, float] = {}  # {"act1/act_std": ..., "fc1/grad_norm": ...} before any update
 
-    def state_dict(self) -> dict[str, torch.Tensor | None]:
-        return {"probe": self.probe}  # in checkpoints: a resumed run probes the same batch
+    def state_dict(self) -> dict:
+        return {"probe": self.probe, "step0": self.step0}  # in checkpoints: a resumed run probes the same batch
 
-    def load_state_dict(self, state_dict: dict[str, torch.Tensor | None]) -> None:
-        self.probe = state_dict.get("probe")
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.probe, self.step0 = state_dict.get("probe"), dict(state_dict.get("step0", {}))
 
     def _due(self, step: int, every: int) -> bool:
         return every > 0 and step % every == 0
 
     def _log(self, trainer: pl.Trainer, stats: dict[str, float]) -> None:
+        if trainer.global_step == 0:
+            self.step0.update(stats)
         for lg in trainer.loggers:
             lg.log_metrics({f"diag/{k}": v for k, v in stats.items()}, step=trainer.global_step)
 

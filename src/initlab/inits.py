@@ -1,15 +1,21 @@
-"""Weight initialisation from an `init` config: a weight function (`_target_`), a bias rule and its theory.
+"""Weight initialisation from an `init` config: a weight function (`_target_`), a bias rule, its theory, and an
+optional data-dependent calibration.
 
 An init config (conf/init/NAME.yaml, or one in your own config dir) holds:
-    weight:   a `_target_` function that fills a weight tensor in place (torch.nn.init's, or yours),
-              with its keyword arguments; null keeps torch's own initialisation
-    bias:     zero (the theory's assumption) | default (torch's own, U(+-1/sqrt(fan_in))) | a `_target_`
-              function that fills the bias vector (init=gaussian: N(0, sigma_b2))
-    variance: Var(w) as an expression in fan_in, fan_out and the weight function's numeric arguments,
-              e.g. "2 / fan_in"; diagnostics, tests and docs compare against it
+    weight:    a `_target_` function that fills a weight tensor in place (torch.nn.init's, or yours), with its
+               keyword arguments; null keeps torch's own initialisation. A function that also takes `name`,
+               `index` (0-based, over the net's weighted layers) or `depth` (their count) gets them: a
+               Fixup-style depth-scaled init is one function and one YAML.
+    bias:      zero (the theory's assumption) | default (torch's own, U(+-1/sqrt(fan_in))) | a `_target_`
+               function that fills the bias vector (init=gaussian: N(0, sigma_b2))
+    variance:  Var(w) as an expression in fan_in, fan_out and the weight function's numeric arguments, e.g.
+               "2 / fan_in"; diagnostics, tests and docs compare against it. null: no closed form (lsuv).
+    calibrate: optional `_target_` function (net, x, **kwargs) run once on the first training batch, before
+               the first update and never on resume: a data-dependent init such as LSUV.
 """
 
 import ast
+import inspect
 import logging
 import math
 import operator
@@ -19,6 +25,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 BIAS_RULES = ("zero", "default")
 WEIGHTED = ("Linear", "Conv1d", "Conv2d", "Conv3d")  # the layers an init fills (fan-in/out as torch computes)
+LAYER_ARGS = ("name", "index", "depth")  # what a weight function may ask for, besides the tensor
 _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
         ast.Pow: operator.pow, ast.USub: operator.neg}  # fmt: skip
 _FUNCS = {"max": max, "min": min, "sqrt": math.sqrt}
@@ -45,14 +52,18 @@ def variance(expr: str | float, names: dict[str, float]) -> float:
     return ev(ast.parse(str(expr), mode="eval").body)
 
 
-def expected_variance(init: dict[str, Any], fan_in: int, fan_out: int) -> float:
-    """Var(w) that `init` states for a layer with this fan-in and fan-out."""
+def expected_variance(init: dict[str, Any], fan_in: int, fan_out: int) -> float | None:
+    """Var(w) that `init` states for a layer with this fan-in and fan-out; None for an init without one."""
+    if init.get("variance") is None:
+        return None
     kwargs = {k: v for k, v in (init.get("weight") or {}).items() if isinstance(v, int | float)}
     return variance(init["variance"], {**kwargs, "fan_in": fan_in, "fan_out": fan_out})
 
 
 def sigma_w2(init: dict[str, Any]) -> float | None:
     """Var(w) x fan_in where that is one constant (mean-field theory's sigma_w^2), else None."""
+    if init.get("variance") is None:
+        return None
     values = {round(expected_variance(init, i, o) * i, 9) for i, o in ((100, 100), (784, 10), (50, 500))}
     return values.pop() if len(values) == 1 else None
 
@@ -87,6 +98,25 @@ def fans(weight: Any) -> tuple[int, int]:
     return weight.shape[1] * receptive, weight.shape[0] * receptive
 
 
+def weighted_layers(model: Any) -> list[tuple[str, Any]]:
+    """(name, module) of every Linear and Conv layer, in the model's order: what an init fills."""
+    return [(n, m) for n, m in model.named_modules() if type(m).__name__ in WEIGHTED]
+
+
+def _filler(init: dict[str, Any]) -> Callable | None:
+    """The weight function as `fill(tensor, name, index, depth)`, passing on only what it asks for."""
+    if not init.get("weight"):
+        return None
+    from hydra.utils import get_object, instantiate
+
+    fn = instantiate(init["weight"], _partial_=True)
+    try:
+        wants = [a for a in LAYER_ARGS if a in inspect.signature(get_object(init["weight"]["_target_"])).parameters]
+    except (TypeError, ValueError):  # a builtin without a signature: it takes the tensor only
+        wants = []
+    return lambda tensor, **layer: fn(tensor, **{k: layer[k] for k in wants})
+
+
 def apply_init(model: Any, init: dict[str, Any]) -> Any:
     """Fill every Linear and Conv weight of `model` by init["weight"], biases by init["bias"].
 
@@ -95,19 +125,17 @@ def apply_init(model: Any, init: dict[str, Any]) -> Any:
     import torch
     from hydra.utils import instantiate
 
-    fill: Callable | None = instantiate(init["weight"], _partial_=True) if init.get("weight") else None
+    fill = _filler(init)
     bias = init.get("bias", "zero")
     fill_bias: Callable | None = instantiate(bias, _partial_=True) if isinstance(bias, dict) else None
+    layers = weighted_layers(model)
     with torch.no_grad():
         for name, layer in model.named_modules():
-            weight = getattr(layer, "weight", None)
-            if not isinstance(weight, torch.nn.Parameter):
-                continue
-            if type(layer).__name__ not in WEIGHTED:
+            if isinstance(getattr(layer, "weight", None), torch.nn.Parameter) and type(layer).__name__ not in WEIGHTED:
                 log.info("init leaves %s (%s) at torch's default", name, type(layer).__name__)
-                continue
+        for index, (name, layer) in enumerate(layers):
             if fill is not None:
-                fill(weight)
+                fill(layer.weight, name=name, index=index, depth=len(layers))
             if getattr(layer, "bias", None) is None:
                 continue
             if fill_bias is not None:
@@ -115,3 +143,32 @@ def apply_init(model: Any, init: dict[str, Any]) -> Any:
             elif bias == "zero":
                 layer.bias.zero_()
     return model
+
+
+def calibrate(model: Any, init: dict[str, Any], x: Any) -> None:
+    """Run the init's data-dependent step (init["calibrate"]) on a batch of inputs `x`."""
+    from hydra.utils import instantiate
+
+    instantiate(init["calibrate"], _partial_=True)(model, x)
+
+
+def lsuv(model: Any, x: Any, tol: float = 0.05, max_iter: int = 10) -> None:
+    """Layer-sequential unit variance (Mishkin & Matas 2016): after an orthogonal init, rescale each weighted
+    layer in turn, first to last, until its output variance on the batch `x` is 1 within `tol`."""
+    import torch
+
+    with torch.no_grad():
+        for name, layer in weighted_layers(model):
+            seen: list[torch.Tensor] = []
+            handle = layer.register_forward_hook(lambda m, i, out: seen.append(out.detach()))  # noqa: B023
+            try:
+                for _ in range(max_iter):
+                    seen.clear()
+                    model(x)
+                    var = seen[0].var().item()  # the layer's output: [B, units] or [B, C, H, W]
+                    if abs(var - 1.0) <= tol or not math.isfinite(var) or var == 0:
+                        break
+                    layer.weight.div_(math.sqrt(var))  # bias zero: Var(out) scales with the weights' square
+            finally:
+                handle.remove()
+            log.info("lsuv: %s output variance %.4f", name, var)

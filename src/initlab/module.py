@@ -13,8 +13,17 @@ import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from torchmetrics import MeanMetric
 
-from initlab.inits import apply_init
+from initlab.inits import apply_init, calibrate
+
+STAGES = ("val", "test")
+
+
+def _eval_metrics() -> torch.nn.ModuleDict:
+    """Per-sample means over a whole evaluation, exact under DDP (sum states, gathered once an epoch)."""
+    metrics = {"acc": MeanMetric(), "loss": MeanMetric(nan_strategy=math.nan)}  # nan kept: a diverged loss shows
+    return torch.nn.ModuleDict({k: m.set_dtype(torch.float64) for k, m in metrics.items()})
 
 
 class Classifier(pl.LightningModule):
@@ -31,6 +40,7 @@ class Classifier(pl.LightningModule):
         self.save_hyperparameters(logger=False)  # plain dicts only; the HParams tab gets a chosen few at the end
         self.net = instantiate(model, act=instantiate(act, _partial_=True))  # act(): a new activation module
         apply_init(self.net, init)
+        self.metrics = torch.nn.ModuleDict({stage: _eval_metrics() for stage in STAGES})
         self.log_every_n_steps = log_every_n_steps
         self.val_history: list[list[float]] = []  # [[step, val acc], ...]: how fast each init learns
         self.diverged = False
@@ -46,19 +56,20 @@ class Classifier(pl.LightningModule):
 
     def on_train_start(self) -> None:
         self.first_step_unix = time.time()  # start-up ends here: data loaded, loop about to run
+        if self.global_step == 0 and self.hparams.init.get("calibrate"):  # data-dependent inits: once, never on resume
+            x, _ = next(iter(self.trainer.datamodule.train_dataloader()))  # the first training batch, as the run's
+            calibrate(self.net, self.hparams.init, x.to(self.device))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)  # [B, 1, 28, 28] images -> [B, 10] logits
+        return self.net(x)  # [B, C, H, W] images -> [B, classes] logits
 
     def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
-        x, y = batch  # [B, 1, 28, 28], [B]
+        x, y = batch  # [B, C, H, W], [B]
         logits = self(x)
         loss = F.cross_entropy(logits, y)
-        if stage != "train":  # summed, then gathered once an epoch: each sample counts once, whatever the shards
-            correct = (logits.argmax(dim=1) == y).sum()
-            self._eval_sums += torch.stack(
-                [loss.detach().double() * len(y), correct.double(), loss.new_tensor(len(y)).double()]
-            )
+        if stage != "train":  # accumulated over the whole set: each sample counts once, whatever the batches
+            self.metrics[stage]["acc"].update((logits.argmax(dim=1) == y).double())
+            self.metrics[stage]["loss"].update(loss.detach().double(), weight=len(y))
             return loss
         if self.first_loss is None:
             self.first_loss = loss.item()  # where training started: a run that ends far above it diverged
@@ -72,29 +83,22 @@ class Classifier(pl.LightningModule):
         self.log("train/acc", acc, prog_bar=True, on_step=True, on_epoch=False, batch_size=len(y))
         return loss
 
-    def _on_eval_epoch_start(self) -> None:
-        self._eval_sums = torch.zeros(3, dtype=torch.float64, device=self.device)  # [loss sum, correct, seen]
-
-    def _on_eval_epoch_end(self, stage: str) -> float:
-        loss_sum, correct, seen = self.all_gather(self._eval_sums).reshape(-1, 3).sum(0)  # every rank's samples
-        acc, loss = (correct / seen.clamp(min=1)).float(), (loss_sum / seen.clamp(min=1)).float()  # as logged
+    def _end_evaluation(self, stage: str) -> float:
+        """Log the stage's accuracy and loss over every sample (all ranks); -> the accuracy as logged."""
+        acc, loss = (self.metrics[stage][k].compute().float() for k in ("acc", "loss"))  # float32, as logged
+        for metric in self.metrics[stage].values():
+            metric.reset()
         self.log(f"{stage}/loss", loss, prog_bar=True, on_epoch=True, sync_dist=False)  # already global
         self.log(f"{stage}/acc", acc, prog_bar=True, on_epoch=True, sync_dist=False)
         return acc.item()  # the same float32 the logger and metrics.json get
 
-    def on_validation_epoch_start(self) -> None:
-        self._on_eval_epoch_start()
-
     def on_validation_epoch_end(self) -> None:
-        acc = self._on_eval_epoch_end("val")
+        acc = self._end_evaluation("val")
         if not self.trainer.sanity_checking and self.trainer.state.fn == "fit":
             self.val_history.append([self.global_step, acc])
 
-    def on_test_epoch_start(self) -> None:
-        self._on_eval_epoch_start()
-
     def on_test_epoch_end(self) -> None:
-        self._on_eval_epoch_end("test")
+        self._end_evaluation("test")
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["val_history"] = [list(p) for p in self.val_history]  # the record survives a resume

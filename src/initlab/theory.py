@@ -1,7 +1,10 @@
 """Mean-field signal propagation in wide random MLPs (Poole et al. 2016; Schoenholz et al. 2017).
 
-Weights W ~ N(0, sigma_w2 / n_in), biases b ~ N(0, sigma_b2). Gaussian integrals by Gauss-Hermite
-quadrature; numpy only. Equations and meaning: docs/theory.md. CLI: `python -m initlab.theory --help`.
+Weights W ~ N(0, sigma_w2 / n_in), biases b ~ N(0, sigma_b2). An activation is a (phi, phi') pair of numpy
+functions (initlab.activations.phi of its torch module). Gaussian expectations by composite Gauss-Legendre in
+u-space (panels at the Gaussian's scale and at the activation's, near 0); numpy only. Answers (within 1 % of a
+fine-grid integral) for sigma_w2 in [0.01, 1e4] and sigma_b2 in [0, 10]; outside, ValueError.
+Equations, numerics: docs/theory.md. CLI: `python -m initlab.theory --help`.
 """
 
 from __future__ import annotations
@@ -12,49 +15,115 @@ import math
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
-from initlab.phi import ACTIVATIONS, TORCH_NAMES, Fn, activation  # noqa: F401  (TORCH_NAMES: re-exported)
-
-Act = str | tuple[Fn, Fn]  # a name in ACTIVATIONS, or a (phi, phi') pair
-_Z, _W = np.polynomial.hermite_e.hermegauss(100)  # (100,); even count: no node on ReLU's kink at 0
-_W = _W / math.sqrt(2 * math.pi)  # now _W @ f(_Z) = E[f(z)], z ~ N(0, 1)
+Fn = Callable[[np.ndarray], np.ndarray]
+Act = tuple[Fn, Fn]  # (phi, phi'), elementwise on arrays of any shape
+SIGMA_W2_RANGE, SIGMA_B2_RANGE = (0.01, 1e4), (0.0, 10.0)  # where the answers are promised (docs/theory.md)
 Q_MIN, Q_MAX = 1e-30, 1e12  # q* beyond: 0 / inf. 1e12: q* = sigma_b2 / (1 - slope) meets float rounding of slope
+_GL_X, _GL_W = np.polynomial.legendre.leggauss(8)  # (8,): one panel's nodes, weights on [-1, 1]; 1e-10 on unit panels
+_WIN = 9.0  # the Gaussian's window, in sd: its mass beyond is 2e-19
+_ZB = np.linspace(-_WIN, _WIN, 37)  # (37,): z-breakpoints, panels of 0.5 sd
+_BENDS = [*range(1, 9), 10, 12, 14, 16, 20, 24, 28, 32, 40]  # unit panels to 8, then wider: tails are flat by then
+_KNOTS = np.array([-b for b in _BENDS[::-1]] + [0] + _BENDS, dtype=float)  # (35,): u-breakpoints, kinks at 0
+_CHI_TOL = 1e-9  # chi within this of 1: critical (relu's chi_1 at sigma_w2 = 2), beyond the quadrature's error
+CONF_ACT = Path(__file__).resolve().parent / "conf" / "act"
 
 
-def _fns(act: Act) -> tuple[Fn, Fn]:
-    return activation(act) if isinstance(act, str) else act
+def _check(sigma_w2: float | None = None, sigma_b2: float | None = None) -> None:
+    for name, val, (lo, hi) in (("sigma_w2", sigma_w2, SIGMA_W2_RANGE), ("sigma_b2", sigma_b2, SIGMA_B2_RANGE)):
+        if val is not None and not lo <= val <= hi:
+            raise ValueError(f"{name}={val:g} is outside the range the theory answers for: [{lo:g}, {hi:g}]")
+
+
+def in_range(sigma_w2: float, sigma_b2: float) -> bool:
+    """Whether the theory answers for this init (SIGMA_W2_RANGE, SIGMA_B2_RANGE)."""
+    return SIGMA_W2_RANGE[0] <= sigma_w2 <= SIGMA_W2_RANGE[1] and SIGMA_B2_RANGE[0] <= sigma_b2 <= SIGMA_B2_RANGE[1]
+
+
+def _nodes(m: np.ndarray, s: float, knots: np.ndarray = _KNOTS) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes u and weights w, both (R, N), with sum_j w[r, j] f(u[r, j]) = E[f(u)] for u ~ N(m[r], s^2).
+
+    Composite Gauss-Legendre on panels of 0.5 sd over m +- 9 s, split further at the knots (u-breakpoints,
+    clipped to the window: zero-width panels there weigh 0), so that phi's structure near 0 (width ~1, kinks
+    at 0) is resolved however wide the Gaussian is. Each row sorts its own breakpoints."""
+    s = max(s, 1e-150)  # q = 0: a point mass, as the limit q -> 0
+    knots = knots[(knots > m.min() - _WIN * s) & (knots < m.max() + _WIN * s)]  # (K,): in some row's window
+    zk = np.clip((knots - m[:, None]) / s, -_WIN, _WIN)  # (R, K): the knots in each row's z
+    zb = np.sort(np.concatenate([np.broadcast_to(_ZB, (len(m), len(_ZB))), zk], axis=1), axis=1)  # (R, P + 1)
+    half = 0.5 * np.diff(zb, axis=1)[:, :, None]  # (R, P, 1): panel half-widths
+    z = 0.5 * (zb[:, 1:, None] + zb[:, :-1, None]) + half * _GL_X  # (R, P, n)
+    w = half * _GL_W * np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)  # (R, P, n): N(0, 1) density folded in
+    return m[:, None] + s * z.reshape(len(m), -1), w.reshape(len(m), -1)
+
+
+def _mean(f: Fn, q: float) -> float:
+    """E[f(u)], u ~ N(0, q)."""
+    u, w = _nodes(np.zeros(1), math.sqrt(q))  # (1, N)
+    return float(w[0] @ f(u[0]))
 
 
 def _mean2(f: Fn, g: Fn, q: float, c: float) -> float:
-    """E[f(u1) g(u2)] for u1, u2 ~ N(0, q) with correlation c (2-D Gauss-Hermite)."""
-    s, z1, z2 = math.sqrt(q), _Z[:, None], _Z[None, :]  # z1 (N, 1), z2 (1, N)
-    u2 = s * (c * z1 + math.sqrt(max(1.0 - c * c, 0.0)) * z2)  # (N, N)
-    return float(_W @ (f(s * z1) * g(u2)) @ _W)
+    """E[f(u1) g(u2)] for u1, u2 ~ N(0, q) with correlation c: over u1, f(u1) E[g(c u1 + s z)], s^2 = q (1 - c^2).
+
+    The inner mean smooths g's kink at 0 over s; where that is finer than the outer panels (c near 1), the
+    outer partition gets panels of 0.5 s / c around u1 = 0 too."""
+    s = math.sqrt(q * max(1.0 - c * c, 0.0))  # inner sd
+    fine = 0.5 * s / abs(c) * np.arange(-18.0, 19.0) if 0.5 * s < abs(c) * min(1.0, 0.5 * math.sqrt(q)) else []
+    u1, w1 = _nodes(np.zeros(1), math.sqrt(q), np.concatenate([_KNOTS, fine]))
+    keep = w1[0] > 0  # drop zero-width panels' nodes before the inner integrals
+    u1, w1 = u1[0, keep], w1[0, keep]  # (N,)
+    if s == 0.0:
+        return float(w1 @ (f(u1) * g(u1)))
+    u2, w2 = _nodes(c * u1, s)  # (N, M): u2 given u1
+    return float(w1 @ (f(u1) * np.sum(w2 * g(u2), axis=1)))
+
+
+def _brent(f: Callable[[float], float], a: float, b: float, fa: float, fb: float, xtol: float = 0.0) -> float:
+    """A root of f in [a, b], given fa = f(a) and fb = f(b) of opposite signs, to xtol + 1e-12 |root|
+    (Brent-Dekker, as scipy's brentq: inverse quadratic or secant steps when safe, else bisection)."""
+    if fa == 0 or fb == 0:
+        return a if fa == 0 else b
+    pre, cur, fpre, fcur, blk, fblk, spre, scur = a, b, fa, fb, a, fa, 0.0, 0.0
+    for _ in range(200):
+        if fpre * fcur < 0:
+            blk, fblk, spre, scur = pre, fpre, cur - pre, cur - pre
+        if abs(fblk) < abs(fcur):  # cur: the best guess so far
+            pre, cur, blk, fpre, fcur, fblk = cur, blk, cur, fcur, fblk, fcur
+        delta, sbis = 0.5 * (xtol + 1e-12 * abs(cur)), 0.5 * (blk - cur)
+        if fcur == 0 or abs(sbis) < delta:
+            return cur
+        stry, interp = sbis, abs(spre) > delta and abs(fcur) < abs(fpre)
+        if interp:
+            if pre == blk:  # secant
+                stry = -fcur * (cur - pre) / (fcur - fpre)
+            else:  # inverse quadratic
+                dpre, dblk = (fpre - fcur) / (pre - cur), (fblk - fcur) / (blk - cur)
+                stry = -fcur * (fblk * dblk - fpre * dpre) / (dblk * dpre * (fblk - fpre))
+        good = interp and 2 * abs(stry) < min(abs(spre), 3 * abs(sbis) - delta)  # a short step: take it
+        spre, scur = (scur, stry) if good else (sbis, sbis)
+        pre, fpre = cur, fcur
+        cur += scur if abs(scur) > delta else math.copysign(delta, sbis)
+        fcur = f(cur)
+    return cur
 
 
 def q_map(act: Act, sigma_w2: float, sigma_b2: float, q: float) -> float:
     """Next layer's pre-activation variance: sigma_w2 E[phi(sqrt(q) z)^2] + sigma_b2."""
-    phi, _ = _fns(act)
-    return sigma_w2 * float(_W @ phi(math.sqrt(q) * _Z) ** 2) + sigma_b2
+    _check(sigma_w2, sigma_b2)
+    phi, _ = act
+    return sigma_w2 * _mean(lambda u: phi(u) ** 2, q) + sigma_b2
 
 
 def layer_variances(act: Act, sigma_w2: float, sigma_b2: float, q0: float, depth: int) -> np.ndarray:
     """Predicted q^l of layers l = 1..depth, shape (depth,); q0 = mean(x**2) of the input."""
+    _check(sigma_w2, sigma_b2)
     qs = [sigma_w2 * q0 + sigma_b2]  # layer 1 sees x itself, not phi(x) (Poole et al.)
     while len(qs) < depth:
         qs.append(q_map(act, sigma_w2, sigma_b2, qs[-1]))
     return np.array(qs[:depth])
-
-
-def _bisect(f: Callable[[float], float], a: float, b: float, a_pos: bool | None = None) -> float:
-    """A root of f between a and b, where f changes sign; a_pos: f > 0 on a's side (default: f(a) > 0)."""
-    pos = f(a) > 0 if a_pos is None else a_pos
-    for _ in range(60):
-        m = 0.5 * (a + b)
-        a, b = (m, b) if (f(m) > 0) == pos else (a, m)
-    return 0.5 * (a + b)
 
 
 def q_star(act: Act, sigma_w2: float, sigma_b2: float, q0: float = 1.0) -> float:
@@ -65,15 +134,19 @@ def q_star(act: Act, sigma_w2: float, sigma_b2: float, q0: float = 1.0) -> float
         return q_map(act, sigma_w2, sigma_b2, q) - q
 
     g0 = g(q0)
-    if g0 == 0:
+    if abs(g0) <= 1e-13 * q0:  # a fixed point within rounding (relu at sigma_w2 = 2, sigma_b2 = 0: every q is)
         return q0
-    up = g0 > 0
-    lo = hi = q0
-    while (g(hi) > 0) == up:  # decade scan for a bracket, in the direction the iterates move
-        lo, hi = hi, hi * 10.0 if up else hi / 10.0
+    up, lo, glo, hi = g0 > 0, q0, g0, q0
+    while True:  # decade scan for a bracket, in the direction the iterates move
+        hi = hi * 10.0 if up else hi / 10.0
         if not Q_MIN <= hi <= Q_MAX:
             return math.inf if up else 0.0
-    return _bisect(g, lo, hi)
+        ghi = g(hi)
+        if abs(ghi) <= 1e-12 * hi:  # 0 within rounding, no crossing (tanh, sigma_w2 = 1: q - q_map ~ 2 q^2)
+            continue
+        if (ghi > 0) != up:
+            return _brent(g, lo, hi, glo, ghi)
+        lo, glo = hi, ghi
 
 
 def _clip(q: float) -> float:
@@ -82,7 +155,8 @@ def _clip(q: float) -> float:
 
 def chi(act: Act, sigma_w2: float, q: float, c: float = 1.0) -> float:
     """sigma_w2 E[phi'(u1) phi'(u2)]; chi_1 at c = 1, chi_c at c = c*."""
-    _, dphi = _fns(act)
+    _check(sigma_w2)
+    _, dphi = act
     return sigma_w2 * _mean2(dphi, dphi, q, c)
 
 
@@ -93,17 +167,24 @@ def chi_1(act: Act, sigma_w2: float, sigma_b2: float) -> float:
 
 def c_map(act: Act, sigma_w2: float, sigma_b2: float, q: float, c: float) -> float:
     """Correlation of two inputs after one layer, both at variance q and correlation c before it."""
-    phi, _ = _fns(act)
+    phi, _ = act
     cov = sigma_w2 * _mean2(phi, phi, q, c) + sigma_b2
     return cov / q_map(act, sigma_w2, sigma_b2, q)  # = cov / q at q = q*
 
 
 def c_star(act: Act, sigma_w2: float, sigma_b2: float, q: float) -> float:
     """Stable fixed point of c_map at q: 1 in the ordered phase (chi_1 <= 1), in [0, 1) in the chaotic one."""
-    if chi(act, sigma_w2, q) <= 1.0:
+    v = q_map(act, sigma_w2, sigma_b2, q)
+    slope = chi(act, sigma_w2, q) * q / v  # c_map'(1) (Price's theorem); = chi_1 at q = q*
+    if slope <= 1.0 + _CHI_TOL:
         return 1.0
-    # c_map(0) >= 0 (= 0 for odd phi, sigma_b2 = 0: then c* = 0), and c_map(c) < c just below 1
-    return _bisect(lambda c: c_map(act, sigma_w2, sigma_b2, q, c) - c, 0.0, 1.0, a_pos=True)
+    phi, _ = act
+
+    def f(c: float) -> float:  # (c_map(c) - c) / (1 - c): >= 0 at c = 0, -> 1 - slope < 0 as c -> 1
+        return ((sigma_w2 * _mean2(phi, phi, q, c) + sigma_b2) / v - c) / (1.0 - c)
+
+    f0 = f(0.0)  # = c_map(0) = (sigma_w2 E[phi]^2 + sigma_b2) / v >= 0
+    return 0.0 if f0 <= 1e-14 else _brent(f, 0.0, 1.0, f0, 1.0 - slope, xtol=1e-12)  # odd phi, sigma_b2 = 0: 0
 
 
 def depth_scale(slope: float) -> float:
@@ -131,24 +212,28 @@ def mean_field(act: Act, sigma_w2: float, sigma_b2: float) -> MeanField:
         return MeanField(sigma_w2, q, math.nan, c1, math.nan, math.nan)
     cs = c_star(act, sigma_w2, sigma_b2, q)
     chi_c = c1 if cs == 1.0 else chi(act, sigma_w2, q, cs)
-    phi, dphi = _fns(act)
-    u = math.sqrt(q) * _Z  # (N,)
-    dq = sigma_w2 * float(_W @ (_Z * phi(u) * dphi(u))) / math.sqrt(q)  # Stein: d/dq E[phi^2] = E[z phi phi']/sqrt(q)
+    phi, dphi = act
+    dq = sigma_w2 * _mean(lambda u: u * phi(u) * dphi(u), q) / q  # Stein: d/dq E[phi^2] = E[u phi phi'] / q
     return MeanField(sigma_w2, q, cs, c1, depth_scale(chi_c), depth_scale(dq))
 
 
 def critical_sigma_w2(act: Act, sigma_b2: float) -> float:
-    """sigma_w2 with chi_1 = 1 (the order-to-chaos edge); nan if none in [1e-3, 1e4]."""
+    """sigma_w2 with chi_1 = 1 (the order-to-chaos edge); nan if none in SIGMA_W2_RANGE."""
+    _check(sigma_b2=sigma_b2)
+    a, b = SIGMA_W2_RANGE
 
-    def f(s: float) -> float:
-        return chi_1(act, s, sigma_b2) - 1.0
+    def f(sw2: float) -> float:
+        return chi_1(act, sw2, sigma_b2) - 1.0
 
-    lo, hi = 1.0, 1.0
-    while f(lo) > 0 and lo > 1e-3:  # chi_1 increases with sigma_w2
-        lo /= 2.0
-    while f(hi) < 0 and hi < 1e4:
-        hi *= 2.0
-    return _bisect(f, lo, hi) if f(lo) <= 0 <= f(hi) else math.nan
+    lo = hi = 1.0
+    flo = fhi = f(1.0)
+    while flo > 0 and lo > a:  # chi_1 increases with sigma_w2: halve down, or double up, to a bracket
+        hi, fhi, lo = lo, flo, max(lo / 2.0, a)
+        flo = f(lo)
+    while fhi < 0 and hi < b:
+        lo, flo, hi = hi, fhi, min(hi * 2.0, b)
+        fhi = f(hi)
+    return _brent(f, lo, hi, flo, fhi) if flo <= 0 <= fhi else math.nan
 
 
 class _Parser(argparse.ArgumentParser):
@@ -166,19 +251,45 @@ def _number(text: str, positive: bool = False) -> float:
     return val
 
 
+def shipped_acts() -> list[str]:
+    """The activations the package ships: its conf/act/NAME.yaml files."""
+    return sorted(p.stem for p in CONF_ACT.glob("*.yaml"))
+
+
+def load_act(name: str) -> Act:
+    """(phi, phi') of a shipped act config NAME or of a YAML file with a `_target_` (a user's activation)."""
+    path = CONF_ACT / f"{name}.yaml" if name in shipped_acts() else Path(name)
+    if not (path.suffix in (".yaml", ".yml") and path.is_file()):
+        raise ValueError(f"--act {name!r} is neither one of {', '.join(shipped_acts())} nor a YAML file")
+    from hydra.utils import instantiate  # here, not at import: torch and hydra take a second to load
+    from omegaconf import DictConfig, OmegaConf
+
+    from initlab.activations import phi
+
+    try:
+        cfg = OmegaConf.load(path)
+        if not isinstance(cfg, DictConfig) or "_target_" not in cfg:
+            raise ValueError("no _target_")
+        return phi(instantiate(cfg))
+    except Exception as e:  # a user's file: not YAML, no or a bad _target_, bad arguments
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ValueError(f"--act {name!r}: cannot make an activation from {path}: {first}") from e
+
+
 def _phase(q: float, chi1: float) -> str:
     if not Q_MIN <= q <= Q_MAX:
         return "q->0" if q < Q_MIN else "q->inf"  # signal vanishes / explodes with depth
-    return "ordered" if chi1 < 1 else "chaotic" if chi1 > 1 else "critical"
+    return "critical" if abs(chi1 - 1) <= _CHI_TOL else "ordered" if chi1 < 1 else "chaotic"
 
 
 def _json_num(v: float) -> float | None:
     return v if math.isfinite(v) else None  # JSON has no inf / nan
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = _Parser(prog="python -m initlab.theory", description="Mean-field q*, c*, chi_1, xi_c over a sigma_w2 grid.")
-    p.add_argument("--act", default="tanh", choices=list(ACTIVATIONS), help="activation (default tanh)")
+    p.add_argument("--act", default="tanh", help="a shipped activation (conf/act/NAME.yaml; default tanh) or a "
+                   "YAML file with a _target_ (your own activation module)")  # fmt: skip
     p.add_argument("--sigma-b2", type=_number, default=0.0, help="bias variance (default 0, the project's zero bias)")
     grid = [float(v) for v in np.arange(1.0, 4.01, 0.25)]  # 1, 1.25, ..., 4
     p.add_argument(
@@ -188,15 +299,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="comma-separated weight variances (default 1,1.25,...,4)",
     )
     p.add_argument("--json", action="store_true", help="print JSON; inf and nan (undefined) are written as null")
+    args = p.parse_args(argv)
+    for sw2 in args.sigma_w2:
+        _check(sw2, args.sigma_b2)
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
     try:
-        args = p.parse_args(argv)
-    except argparse.ArgumentError as e:
+        args = _args(argv)
+        act = load_act(args.act)
+    except (argparse.ArgumentError, ValueError) as e:
         print(f"initlab.theory: error: {e}", file=sys.stderr)
         return 1
     except SystemExit as e:  # --help
         return int(e.code or 0)
-    rows = [asdict(mean_field(args.act, s, args.sigma_b2)) for s in args.sigma_w2]
-    crit = critical_sigma_w2(args.act, args.sigma_b2)
+    rows = [asdict(mean_field(act, s, args.sigma_b2)) for s in args.sigma_w2]
+    crit = critical_sigma_w2(act, args.sigma_b2)
     if args.json:
         out = [{k: _json_num(v) for k, v in r.items()} for r in rows]
         print(json.dumps({"critical_sigma_w2": _json_num(crit), "rows": out}))

@@ -1,0 +1,174 @@
+"""The jobs of a sweep dir: the ones that ran (their records), and the ones the sweep meant to run, in its order.
+
+A job's record is read defensively: a metrics.json that is not a JSON object, or whose numbers or val_history
+are malformed, is named in one line and the job is listed as failed, never a traceback.
+"""
+
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from initlab.files import not_a_file, read_json
+from initlab.run import overrides as parsed
+from initlab.run.record import RUN_KEYS
+
+log = logging.getLogger(__name__)
+NUMBERS = ("test/acc", "test/loss", "val/acc", "val/loss", "val/acc_best", "train/loss", "wall_time_s")
+
+
+def sweep_config(sweep_dir: Path) -> DictConfig:
+    """The sweep's multirun.yaml (Hydra writes it when the sweep starts), or an empty config."""
+    path = sweep_dir / "multirun.yaml"
+    try:
+        return OmegaConf.load(path) if path.is_file() else OmegaConf.create()
+    except (OSError, OmegaConfBaseException, ValueError) as e:
+        log.error("%s cannot be read (%s); the sweep's planned jobs are unknown", path, e)
+        return OmegaConf.create()
+
+
+def excluded_keys(sweep: DictConfig) -> tuple[str, ...]:
+    """Keys that do not name a job (train.yaml's hydra.job.config.override_dirname.exclude_keys)."""
+    return tuple(OmegaConf.select(sweep, "hydra.job.config.override_dirname.exclude_keys", default=None) or ())
+
+
+def swept_items(sweep: DictConfig) -> list[str]:
+    """The sweep's `key=values` items: hydra.sweeper.params first, then the command line's (Hydra's order)."""
+    node = OmegaConf.select(sweep, "hydra.sweeper.params", default=None)
+    params = OmegaConf.to_container(node, resolve=False) if node is not None else {}
+    return [f"{k}={v}" for k, v in params.items()] + parsed.listed(OmegaConf.select(sweep, "hydra.overrides.task"))
+
+
+def _clean(metrics: Any, where: Path) -> dict[str, Any]:
+    """A job's metrics.json as a record the summary can use: malformed parts named in one line and dropped."""
+    if metrics is None:
+        return {"status": "failed", "error": "no metrics.json"}
+    if not isinstance(metrics, dict):
+        log.error("%s is not a JSON object; the job is listed as failed", where)
+        return {"status": "failed", "error": "metrics.json is not a record"}
+    clean = dict(metrics)
+    for key in NUMBERS:  # null is a number JSON could not hold (NaN) or none taken: kept as such
+        if clean.get(key) is not None and not (
+            isinstance(clean[key], int | float) and not isinstance(clean[key], bool)
+        ):
+            log.error("%s: %s is %r, not a number; left out", where, key, clean[key])
+            clean.pop(key)
+    history = clean.get("val_history")
+    ok = isinstance(history, list) and all(
+        isinstance(p, list)
+        and len(p) == 2
+        and all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in p)
+        for p in history
+    )
+    if history is not None and not ok:  # fmt: skip
+        log.error("%s: val_history is malformed; left out", where)
+        clean.pop("val_history")
+    if not isinstance(clean.get("status"), str):
+        clean["status"] = "failed"
+    return clean
+
+
+def load_job(job_dir: Path, not_choices: tuple[str, ...]) -> dict[str, Any]:
+    """A job dir -> {"dir", "choices", "overrides", "metrics", "status"}; one that left no metrics.json failed."""
+    overrides = read_overrides(job_dir / ".hydra" / "overrides.yaml")
+    given = {
+        k: str(v) for k, v in parsed.given(overrides).items() if k not in not_choices and not k.startswith("hydra")
+    }
+    path = job_dir / "metrics.json"
+    kind = not_a_file(path, follow=False)
+    data = read_json(path) if kind is None else None
+    if kind is None and data is None:
+        log.error("%s is not valid JSON; the job is listed as failed", path)
+        metrics = {"status": "failed", "error": "metrics.json is not valid JSON"}
+    elif kind in (None, "missing"):
+        metrics = _clean(data, path)
+    else:  # its place is taken: the job could not write its record
+        metrics = {"status": "failed", "error": f"metrics.json is {kind}: the job could not write its record"}
+    choices = given | {k: str(metrics[k]) for k in RUN_KEYS if metrics.get(k) is not None}  # true names (a combo)
+    return {"dir": job_dir.name, "choices": choices, "overrides": given, "metrics": metrics,
+            "status": metrics["status"]}  # fmt: skip
+
+
+def read_overrides(path: Path) -> list[str]:
+    try:
+        return parsed.listed(OmegaConf.load(path)) if path.is_file() else []
+    except (OSError, OmegaConfBaseException, ValueError, TypeError):
+        log.error("%s cannot be read; the job's swept values are taken from its record", path)
+        return []
+
+
+def expected_jobs(sweep: DictConfig) -> list[dict[str, str]]:
+    """The swept values of every job the sweep meant to run (as Hydra's basic sweeper expands them)."""
+    items = swept_items(sweep)
+    if not items:  # no multirun.yaml: nothing to compare against
+        return []
+    try:
+        jobs = [parsed.given(job) for job in parsed.expand(items)]
+    except Exception:  # another sweeper's syntax (Optuna's intervals): nothing to compare against
+        return []
+    skip = excluded_keys(sweep)
+    return [{k: str(v) for k, v in job.items() if k not in skip and not k.startswith("hydra.")} for job in jobs]
+
+
+def collect(sweep_dir: Path) -> list[dict[str, Any]]:
+    """One record per job dir (one holding .hydra/ or metrics.json), in the order the sweep listed the values;
+    each job the sweep meant to run but that left no dir appears with status "not run" (matched one to one:
+    a job that ran stands for one planned job only)."""
+    sweep = sweep_config(sweep_dir)
+    dirs = {p.parent.parent for p in sweep_dir.glob("*/.hydra/overrides.yaml")}
+    dirs |= {p.parent for p in sweep_dir.glob("*/metrics.json")}
+    skip = excluded_keys(sweep)
+    jobs = [load_job(d, skip) for d in sorted(dirs)]
+    unmatched = list(jobs)
+    for want in expected_jobs(sweep):
+        match = next((j for j in unmatched if want.items() <= j["overrides"].items()), None)
+        if match is not None:  # one job that ran stands for one planned job only
+            unmatched.remove(match)
+            continue
+        name = ",".join(f"{k}={v}" for k, v in sorted(want.items()))
+        jobs.append({"dir": name, "choices": dict(want), "overrides": dict(want), "metrics": {"status": "not run"},
+                     "status": "not run"})  # fmt: skip
+    order = sweep_order(sweep)
+    rank = {k: {v: i for i, v in enumerate(vs)} for k, vs in order.items()}
+    return sorted(
+        jobs, key=lambda j: [rank.get(k, {}).get(str(j["choices"].get(k)), len(vs)) for k, vs in order.items()]
+    )
+
+
+def sweep_order(sweep: DictConfig) -> dict[str, list[str]]:
+    """{key: values in the order the sweep gave them} from the command line and hydra.sweeper.params."""
+    order = {}
+    try:
+        for o in parsed.parse(swept_items(sweep)):
+            if o.is_sweep_override():
+                order[o.key_or_group] = [str(v) for v in o.sweep_string_iterator()]
+    except Exception:  # another sweeper's syntax: the jobs keep their dirs' order
+        return {}
+    return order
+
+
+def study(sweep_dir: Path) -> dict[str, Any] | None:
+    """An Optuna sweep's study (hydra-optuna-sweeper, hparams_search=optuna): {name, storage, trials, best_value,
+    best_params, best_trial}; None for other sweeps, or where optuna is not installed."""
+    sweeper = OmegaConf.select(sweep_config(sweep_dir), "hydra.sweeper", default=None)
+    if sweeper is None or "storage" not in sweeper or not sweeper.get("study_name"):
+        return None
+    raw = str(OmegaConf.to_container(sweeper, resolve=False)["storage"] or "")
+    storage = raw.replace("${hydra.sweep.dir}", str(sweep_dir.absolute()))
+    try:
+        import optuna  # the optuna extra
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        found = optuna.load_study(study_name=str(sweeper.study_name), storage=storage)
+        done = [t for t in found.trials if t.value is not None]
+        best = (
+            max(done, key=lambda t: t.value) if found.direction.name == "MAXIMIZE" else min(done, key=lambda t: t.value)
+        )
+    except Exception as e:  # not installed, no such study yet, or no finished trial: the table still stands
+        log.warning("the sweep's Optuna study (%s) cannot be read: %s", storage, e)
+        return None
+    return {"name": found.study_name, "storage": storage, "trials": len(found.trials), "best_value": best.value,
+            "best_params": dict(best.params), "best_trial": best.number}  # fmt: skip

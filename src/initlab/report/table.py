@@ -1,0 +1,121 @@
+"""A sweep's table: which swept keys are its rows and columns, which jobs make each cell, and what each cell says.
+
+Rows are `init` (or the first swept key), columns `act` (or the second); further keys join the row label; seeds
+(and the tuned key, with `summary.tune`) are folded into a cell (initlab.report.cells).
+"""
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from initlab.report.cells import Cell, build_cells, mark_best
+from initlab.report.heatmap import Grid
+from initlab.run.record import RUN_KEYS
+
+log = logging.getLogger(__name__)
+CHOICES = tuple(k for k in RUN_KEYS if k != "seed")  # true names from metrics.json, even when set via a combo
+UNFINISHED = ("failed", "interrupted", "not run", "stopped")  # listed under a table, with why
+
+
+def swept_keys(jobs: list[dict[str, Any]]) -> list[str]:
+    """Keys whose value differs between jobs, minus keys implied by the others (combo=x sets init and act)."""
+    seen = dict.fromkeys(k for j in jobs for k in j["choices"])
+    keys = [
+        k for k in seen if len({j["choices"][k] for j in jobs if k in j["choices"]}) > 1
+    ]  # a job lacking k: no vote
+    keys.sort(key=lambda k: (CHOICES.index(k) if k in CHOICES else len(CHOICES), k == "seed"))
+
+    def implied(k: str) -> bool:
+        values: dict[tuple, set[str]] = defaultdict(set)
+        for j in jobs:
+            values[tuple(str(j["choices"].get(o)) for o in keys if o != k)].add(str(j["choices"].get(k)))
+        return all(len(v) == 1 for v in values.values())
+
+    # a group choice that others imply adds nothing (combo=x sets init and act); a value (lr=...) always counts
+    return [k for k in keys if k in CHOICES or k == "seed" or "." in k or not implied(k)]
+
+
+@dataclass
+class Layout:
+    """How a sweep's table is laid out: rows, the column key, the keys that make a cell, the tuned key."""
+
+    row_keys: list[str]
+    col_key: str
+    tune: str | None
+    tuned_values: list[str]
+
+    @property
+    def cell_keys(self) -> list[str]:
+        return [self.row_keys[0], *([self.col_key] if self.col_key else []), *self.row_keys[1:]]
+
+    def row(self, keys: dict[str, str]) -> str:
+        return ", ".join(keys[k] if i == 0 else f"{k}={keys[k]}" for i, k in enumerate(self.row_keys))
+
+    def col(self, keys: dict[str, str]) -> str:
+        return keys[self.col_key] if self.col_key else "test acc"
+
+
+def layout(jobs: list[dict[str, Any]], tune: str | None, order: dict[str, list[str]]) -> Layout:
+    swept = swept_keys(jobs)
+    if tune is not None and tune not in swept:
+        log.error("summary.tune=%s is not a swept key (swept: %s); nothing tuned", tune, ", ".join(swept) or "none")
+        tune = None
+    keys = [k for k in swept if k not in ("seed", tune)] or ["init"]
+    tuned = order.get(tune) or sorted({str(j["choices"].get(tune)) for j in jobs}) if tune else []
+    return Layout([keys[0], *keys[2:]], keys[1] if len(keys) > 1 else "", tune, tuned)
+
+
+def cell_text(cell: Cell, tune: str | None, statuses: set[str]) -> str:
+    """'97.42 ± 0.12' (mean ± 95 % CI half-width, in %), the chosen value, flags for edges and for the statuses
+    other than ok of the cell's jobs (at the chosen value)."""
+    text = f"{cell.mean * 100:.2f}" + (f" ± {(cell.high - cell.mean) * 100:.2f}" if len(cell.jobs) > 1 else "")
+    if tune:
+        text += f" @{cell.chosen}" + (" (edge)" if cell.at_edge else "")
+    return text + "".join(f" ({s})" for s in sorted(statuses - {"ok"}))
+
+
+def place(job: dict[str, Any], lay: Layout) -> tuple[str, str]:
+    """(row label, column label) of the cell a job belongs to."""
+    keys = {k: str(job["choices"].get(k)) for k in lay.cell_keys}
+    return lay.row(keys), lay.col(keys)
+
+
+def grid(jobs: list[dict[str, Any]], cells: list[Cell], lay: Layout) -> Grid:
+    """The table as (row key, col key, rows, cols, {(row, col): (mean %, text)}) in the sweep's order; a cell
+    whose jobs all failed shows their statuses."""
+    members: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for j in jobs:
+        members[place(j, lay)].append(j)
+    shown = {(lay.row(c.keys), lay.col(c.keys)): c for c in cells}
+    out: dict[tuple[str, str], tuple[float, str]] = {}
+    for at, js in members.items():
+        cell = shown.get(at)
+        if cell is None:
+            out[at] = (float("nan"), "/".join(sorted({j["status"] for j in js})))
+            continue
+        chosen = [j for j in js if not lay.tune or str(j["choices"].get(lay.tune)) == cell.chosen]
+        out[at] = (cell.mean * 100, cell_text(cell, lay.tune, {j["status"] for j in chosen}))
+    rows, cols = list(dict.fromkeys(r for r, _ in out)), list(dict.fromkeys(c for _, c in out))
+    return ", ".join(lay.row_keys), lay.col_key, rows, cols, out
+
+
+def why(job: dict[str, Any]) -> str:
+    """Why a job did not run to its end: its error, its reason, or that it left no record."""
+    return str(job["metrics"].get("error") or job["metrics"].get("reason") or "no metrics.json")
+
+
+def held_fixed(jobs: list[dict[str, Any]]) -> dict[str, str]:
+    """The run keys (init, act, model, data, optimizer, scheduler, seed) every job shares: what a table did not
+    vary."""
+    ran = [j for j in jobs if j["status"] != "not run"] or jobs
+    values = {k: {str(j["metrics"].get(k, j["choices"].get(k))) for j in ran} for k in RUN_KEYS}
+    return {k: v.pop() for k, v in values.items() if len(v) == 1 and "None" not in v}
+
+
+def summarise(jobs: list[dict[str, Any]], tune: str | None, order: dict[str, list[str]]) -> tuple[list[Cell], Layout]:
+    """The cells of these jobs and the table's layout, each cell marked against its column's best."""
+    lay = layout(jobs, tune, order)
+    cells = build_cells(jobs, lay.cell_keys, lay.tune, lay.tuned_values)
+    mark_best(cells, lay.col_key or None)
+    return cells, lay

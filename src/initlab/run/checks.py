@@ -1,0 +1,280 @@
+"""Checks on a composed config before anything heavy is imported: each failure is one line naming the key, the
+value and what is allowed.
+
+`RULES` holds, once, what every setting of the shipped configs allows; a key absent from a config is not
+checked. Keyword arguments that no shipped config has (`+optimizer.foo=1`) are checked against the target's
+signature once the frameworks are imported (`check_arguments`, called by initlab.run.build).
+"""
+
+import inspect
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from initlab.errors import ConfigError
+from initlab.inits import BIAS_RULES, variance
+from initlab.run import overrides as parsed
+
+Rule = Callable[[str, Any], None]
+
+
+def fail(key: str, value: Any, allowed: str) -> None:
+    shown = OmegaConf.to_container(value) if isinstance(value, DictConfig | ListConfig) else value
+    raise ConfigError(f"{key}={shown!r} is not allowed: {allowed}")
+
+
+def number(lo: float | None = None, hi: float | None = None, *, integer: bool = False, lo_open: bool = False,
+           hi_open: bool = False, also: tuple = ()) -> Rule:  # fmt: skip
+    """A finite int (or float, unless integer) in [lo, hi], bounds optionally open; `also` lists extra values."""
+    kind = "an integer" if integer else "a finite number"
+    span = f" in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}" if hi is not None else ""
+    span = span or (f" {'>' if lo_open else '>='} {lo}" if lo is not None else "")
+    allowed = kind + span + "".join(f" or {a!r}" for a in also)
+
+    def rule(key: str, v: Any) -> None:
+        if v in also and not isinstance(v, bool):
+            return
+        ok_type = isinstance(v, int) if integer else isinstance(v, int | float)
+        if isinstance(v, bool) or not ok_type or not math.isfinite(v):
+            fail(key, v, allowed)
+        if (lo is not None and (v < lo or (lo_open and v == lo))) or (
+            hi is not None and (v > hi or (hi_open and v == hi))
+        ):
+            fail(key, v, allowed)
+
+    return rule
+
+
+def one_of(*values: Any) -> Rule:
+    def rule(key: str, v: Any) -> None:
+        if v not in values or isinstance(v, bool) != any(isinstance(x, bool) for x in values if x == v):
+            fail(key, v, "one of " + ", ".join(repr(x) for x in values))
+
+    return rule
+
+
+def list_of(item: Rule, length: int | None = None, example: str = "[100]") -> Rule:
+    def rule(key: str, v: Any) -> None:
+        if not isinstance(v, ListConfig | list) or (length is not None and len(v) != length):
+            fail(key, v, f"a list{f' of {length}' if length else ''}, e.g. {example}")
+        for i, x in enumerate(v):
+            item(f"{key}[{i}]", x)
+
+    return rule
+
+
+def either(*rules: Rule) -> Rule:
+    def rule(key: str, v: Any) -> None:
+        errors = []
+        for r in rules:
+            try:
+                return r(key, v)
+            except ConfigError as e:
+                errors.append(str(e).split(": ", 1)[1])
+        fail(key, v, " or ".join(errors))
+
+    return rule
+
+
+def target(key: str, v: Any) -> None:
+    if not isinstance(v, DictConfig | dict) or not isinstance(v.get("_target_"), str) or not v["_target_"]:
+        fail(key, v, "a config with a _target_ (a class or function to instantiate)")
+
+
+def text(key: str, v: Any) -> None:
+    if not isinstance(v, str) or not v:
+        fail(key, v, "a non-empty string")
+
+
+def init_rule(key: str, v: Any) -> None:
+    """weight: a _target_ or null; bias: a rule; variance: an expression in fan_in, fan_out and the weight
+    function's numbers, or null (an init without a closed form, e.g. lsuv); calibrate: a _target_ or null."""
+    if not isinstance(v, DictConfig) or "variance" not in v:
+        fail(key, v, "a config with weight, bias and variance (see conf/init/kaiming.yaml)")
+    either(one_of(None), target)(f"{key}.weight", v.get("weight"))
+    either(one_of(*BIAS_RULES), target)(f"{key}.bias", v.get("bias", "zero"))
+    either(one_of(None), target)(f"{key}.calibrate", v.get("calibrate"))
+    if v.variance is None:
+        return
+    numbers = {k: x for k, x in (v.weight or {}).items() if isinstance(x, int | float) and not isinstance(x, bool)}
+    try:
+        values = [
+            variance(v.variance, {**numbers, "fan_in": i, "fan_out": o}) for i, o in ((100.0, 10.0), (9.0, 784.0))
+        ]
+    except (ValueError, SyntaxError, ZeroDivisionError, TypeError, ArithmeticError, MemoryError, RecursionError) as e:
+        fail(f"{key}.variance", v.variance, f"an expression in fan_in, fan_out and numbers, e.g. '2 / fan_in' ({e})")
+    if not all(math.isfinite(x) and x >= 0 for x in values):
+        fail(f"{key}.variance", v.variance, "a variance: finite and >= 0 for any fan_in and fan_out")
+
+
+PRECISIONS = (None, 64, 32, 16, "64", "32", "16", "bf16", "64-true", "32-true", "16-mixed", "bf16-mixed")
+PRECISIONS += ("16-true", "bf16-true", "transformer-engine")  # Lightning's
+POSITIVE_INT = number(1, integer=True)
+FLAG = one_of(True, False)
+PROB = number(0, 1, hi_open=True)
+BATCHES = either(POSITIVE_INT, number(0, 1, lo_open=True))  # a count, or a fraction of the epoch
+RULES: dict[str, Rule] = {  # leaves first: a bad leaf is named before a rule that combines it (init's variance)
+    "seed": number(0, 2**32 - 1, integer=True),  # what numpy (and Lightning's seed_everything) accept
+    "num_threads": either(POSITIVE_INT, one_of("auto")),
+    "train": FLAG,
+    "ckpt_path": either(one_of(None), text),
+    "optimizer.lr": number(0, lo_open=True),
+    "optimizer.momentum": PROB,  # 1 would never forget a gradient
+    "optimizer.dampening": number(0, 1),
+    "optimizer.weight_decay": number(0),
+    "optimizer.eps": number(0, lo_open=True),
+    "optimizer.betas": list_of(PROB, 2, "[0.9, 0.999]"),
+    "optimizer.nesterov": FLAG,
+    "optimizer.fused": either(one_of(None), FLAG),
+    "scheduler.interval": one_of("epoch", "step"),
+    "scheduler.scheduler.step_size": POSITIVE_INT,
+    "scheduler.scheduler.gamma": number(0, lo_open=True),
+    "scheduler.scheduler.T_max": POSITIVE_INT,
+    "scheduler.scheduler.eta_min": number(0),
+    "scheduler.scheduler.factor": number(0, 1),
+    "scheduler.scheduler.total_iters": number(0, integer=True),
+    "data.data_dir": text,
+    "data.batch_size": POSITIVE_INT,  # per process (Lightning's convention): DDP's effective batch is x devices
+    "data.eval_batch_size": POSITIVE_INT,
+    "data.val_size": POSITIVE_INT,
+    "data.download": FLAG,
+    "data.image_shape": list_of(POSITIVE_INT, 3, "[1, 28, 28] (channels, height, width)"),
+    "data.num_classes": number(2, integer=True),
+    "data.load": target,
+    "model.hidden_dims": list_of(POSITIVE_INT, example="[100] (or [] for logistic regression)"),
+    "model.depth": either(one_of(None), number(0, integer=True)),
+    "model.width": POSITIVE_INT,
+    "model.channels": list_of(POSITIVE_INT, example="[6, 16]"),
+    "model.num_classes": number(2, integer=True),  # the data's (${data.num_classes}), unless a model says otherwise
+    "act.alpha": number(),
+    "act.negative_slope": number(),
+    "act.beta": number(0, lo_open=True),
+    "act.threshold": number(0, lo_open=True),
+    "init.sigma_w2": number(0),
+    "init.sigma_b2": number(0),
+    "init.weight.sigma_w2": number(0),
+    "init.weight.gain": number(0),
+    "init.weight.std": number(0),
+    "init.weight.mean": number(),
+    "init.bias.variance": number(0),
+    "init.calibrate.tol": number(0, 1, lo_open=True, hi_open=True),
+    "init.calibrate.max_iter": POSITIVE_INT,
+    "init": init_rule,
+    "act": target,
+    "model": target,
+    "data": target,
+    "trainer.max_epochs": POSITIVE_INT,
+    "trainer.max_steps": number(1, integer=True, also=(-1,)),
+    "trainer.max_time": either(one_of(None), text),  # Lightning's "DD:HH:MM:SS"
+    "trainer.val_check_interval": either(POSITIVE_INT, number(0, 1, lo_open=True)),
+    "trainer.check_val_every_n_epoch": either(one_of(None), POSITIVE_INT),
+    "trainer.log_every_n_steps": POSITIVE_INT,
+    "trainer.num_sanity_val_steps": number(-1, integer=True),
+    "trainer.limit_train_batches": BATCHES,  # 0 would record an untrained model
+    "trainer.limit_val_batches": BATCHES,
+    "trainer.limit_test_batches": BATCHES,
+    "trainer.devices": either(
+        POSITIVE_INT, one_of("auto", -1), list_of(number(0, integer=True), example="[0, 1]"), text
+    ),
+    "trainer.num_nodes": POSITIVE_INT,
+    "trainer.accelerator": one_of("auto", "cpu", "gpu", "cuda", "mps", "tpu"),
+    "trainer.precision": one_of(*PRECISIONS),
+    "trainer.gradient_clip_val": either(one_of(None), number(0)),
+    "trainer.accumulate_grad_batches": POSITIVE_INT,
+    "trainer.deterministic": either(FLAG, one_of("warn")),
+    "trainer.enable_progress_bar": FLAG,
+    "trainer.enable_model_summary": FLAG,
+    "callbacks.diagnostics.every_n_steps": number(0, integer=True),
+    "callbacks.diagnostics.histogram_every_n_steps": number(0, integer=True),
+    "callbacks.progress_bar.refresh_rate": number(0, integer=True),
+    "summary.tune": either(one_of(None), text),
+}
+REQUIRED = ("data._target_", "model._target_", "init.variance", "act._target_", "optimizer._target_", "optimizer.lr",
+            "scheduler", "trainer._target_", "trainer.max_epochs", "logger", "callbacks", "seed", "train")  # fmt: skip
+# train.yaml's own keys; your own group (+group=x) adds a dict
+TOP_KEYS = ("data", "model", "init", "act", "optimizer", "scheduler", "trainer", "logger", "callbacks", "seed",
+            "num_threads", "ckpt_path", "train", "summary")  # fmt: skip
+
+
+def _leaves(node: Any, where: str = "") -> Iterable[tuple[str, Any]]:
+    """(dotted key, raw value) of every leaf of a plain container; list items as key[i]."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _leaves(v, f"{where}.{k}" if where else str(k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _leaves(v, f"{where}[{i}]")
+    else:
+        yield where, node
+
+
+def resolvable(cfg: DictConfig) -> None:
+    """Every interpolation resolves: `optimizer.lr=${oops}` or a recursive one is named in one line, not a
+    traceback. Hydra's own `${hydra:...}` values are left to Hydra (set only once the job runs)."""
+    raw = {k: v for k, v in OmegaConf.to_container(cfg, resolve=False).items() if k != "hydra"}
+    for key, value in _leaves(raw):
+        if not isinstance(value, str) or "${" not in value or "${hydra:" in value:
+            continue
+        try:
+            OmegaConf.select(cfg, key)
+        except (OmegaConfBaseException, RecursionError) as e:
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise ConfigError(f"{key}={value!r} cannot be resolved: {reason}") from None
+
+
+def _structure(cfg: DictConfig) -> None:
+    """Keys that must be there (`~optimizer.lr` deletes one) and a typo'd new top-level value."""
+    for key in REQUIRED:  # present, even if null where that is allowed (init.variance, scheduler)
+        if (
+            OmegaConf.select(cfg, key, default=inspect.Parameter.empty, throw_on_missing=False)
+            is inspect.Parameter.empty
+        ):
+            raise ConfigError(f"{key} is missing: the run needs it (was it deleted with ~{key}?)")
+    for key, value in cfg.items():
+        if key not in TOP_KEYS and key != "hydra" and not isinstance(value, DictConfig | ListConfig):
+            raise ConfigError(f"{key}={value!r} is not a setting here (a typo?); top-level keys: {', '.join(TOP_KEYS)}")
+
+
+MERGED = ("logger", "callbacks")  # groups whose choices add up: logger=[tensorboard,mlflow] keeps both
+
+
+def single_choices(cfg: DictConfig, overrides: Iterable[str]) -> None:
+    """A group given a list (init=[a,b]) merges several configs into one: refuse it; a sweep takes -m init=a,b."""
+    for key, value in parsed.given(overrides).items():
+        if key in MERGED:
+            continue
+        if isinstance(value, list) and isinstance(OmegaConf.select(cfg, key, default=None), DictConfig):
+            raise ConfigError(f"{key}={value} is not allowed: one choice (to sweep, -m {key}={','.join(value)})")
+
+
+def validate(cfg: DictConfig, overrides: Iterable[str] = ()) -> None:
+    """Raise ConfigError for the first value in `cfg` that its rule refuses (pure Python: no torch needed)."""
+    single_choices(cfg, overrides)
+    resolvable(cfg)
+    _structure(cfg)
+    for key, rule in RULES.items():
+        node = OmegaConf.select(cfg, key, default=inspect.Parameter.empty, throw_on_missing=False)
+        if node is not inspect.Parameter.empty:
+            rule(key, node)
+    if not cfg.train and not cfg.ckpt_path:
+        raise ConfigError("train=false needs ckpt_path=PATH/TO/model.ckpt (or ckpt_path=last in its run dir)")
+
+
+def check_arguments(key: str, target: Any, given: dict[str, Any], skip: tuple[str, ...] = ()) -> None:
+    """Raise ConfigError if `given` has a keyword that `target`'s signature lacks (a misspelt +key=...)."""
+    try:
+        params = inspect.signature(target).parameters
+    except (ValueError, TypeError):  # a builtin without a signature (torch.relu): nothing to check against
+        return
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    names = [n for n in params if n not in ("self", *skip)]
+    for name in given:
+        if not name.startswith("_") and name not in names:
+            raise ConfigError(
+                f"{key}.{name} is not an argument of {getattr(target, '__qualname__', target)}; "
+                f"it takes: {', '.join(names)}"
+            )

@@ -1,0 +1,132 @@
+"""The Hydra entry point and its error policy: `python train.py ...` and `initlab-train ...` run `main`.
+
+    python train.py init=kaiming act=relu                              # one run -> outputs/<date>/<time>_.../
+    python train.py -m init=normal,lecun,xavier,kaiming act=tanh,relu  # grid -> outputs/multirun/<date>/<time>/<job>/
+    python train.py data.data_dir=../shared/data                       # use an existing MNIST copy (offline)
+    tensorboard --logdir outputs
+
+Bad input and faults the user can fix end in one line on stderr and exit status 1; a signal ends a run with
+its record saying so and exit status 128 + the signal's number.
+"""
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException, OverrideParseException
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from initlab.errors import InitLabError
+from initlab.run import overrides as parsed
+from initlab.run import signals
+from initlab.run.job import Job, run
+
+log = logging.getLogger(__name__)
+STARTED = False  # set when Hydra first calls the task: errors before it are the command line's or a config's
+CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")  # shipped inside the package: works from any install
+
+
+def _parallel_jobs(hydra_cfg: DictConfig) -> int:
+    """How many jobs the launcher runs at once on this machine (joblib's n_jobs; 1 for a single run)."""
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return 1
+    n_jobs = OmegaConf.select(hydra_cfg, "launcher.n_jobs", default=None) or 1
+    if n_jobs < 0:  # joblib's -1 means one job per core
+        from initlab.run.build import usable_cores
+
+        return usable_cores()
+    return n_jobs
+
+
+def job_from_hydra(hydra_cfg: DictConfig) -> Job:
+    """Everything a job needs from Hydra, read once here."""
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    return Job(
+        out=Path(hydra_cfg.runtime.output_dir),
+        choices=dict(hydra_cfg.runtime.choices),
+        overrides=parsed.listed(hydra_cfg.overrides.task),
+        parallel_jobs=_parallel_jobs(hydra_cfg),
+        sweep_dir=Path(hydra_cfg.sweep.dir).absolute() if multirun else None,
+        config_dirs=[Path(s.path) for s in hydra_cfg.runtime.config_sources if s.schema == "file"],
+    )
+
+
+def _one_line(e: BaseException, where: Path) -> str:
+    if isinstance(e, OSError):  # a fault outside our writers (a logger's file, say): what failed, where
+        return f"{e.filename or where}: {e.strerror or e}"
+    return str(e)
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
+def task(cfg: DictConfig) -> float:
+    """One run or one sweep job; returns val/acc, what a sweeper (e.g. Optuna) maximises."""
+    global STARTED
+    STARTED = True
+    hydra_cfg = HydraConfig.get()
+    job = job_from_hydra(hydra_cfg)
+    signals.install()  # also in sweep workers, which never ran main()
+    pid_file = None
+    if job.sweep_dir is not None:
+        signals.STATE.sweep_dir = job.sweep_dir
+        pid_file = signals.register_job(job.sweep_dir)
+    try:
+        return run(cfg, job).get("val/acc", float("nan"))
+    except signals.Interrupted:
+        if job.sweep_dir is None:
+            raise  # main() exits with 128 + the signal
+        return float("nan")  # the record says "interrupted"; the sweep skips what is left and says so
+    except (InitLabError, OSError) as e:
+        if job.sweep_dir is None:
+            log.error("%s", _one_line(e, job.out))
+            sys.exit(1)
+        log.error("job failed: %s", _one_line(e, job.out))
+        return float("nan")  # its metrics.json says "failed"; the summary marks it and the sweep exits 1
+    except Exception as e:
+        if job.sweep_dir is None:
+            raise  # a bug: the traceback is what helps
+        log.error("job failed: %s", e, exc_info=True)
+        return float("nan")
+    finally:
+        if pid_file is not None:
+            pid_file.unlink(missing_ok=True)
+
+
+def hydra_error_line(e: BaseException) -> str:
+    """Hydra's multi-line composition errors (unknown choice, misspelt key, bad syntax) as one line."""
+    options = getattr(e, "options", None)  # MissingConfigException: the choices there are
+    lines = [line.strip().rstrip(".") for part in (e, e.__cause__) if part for line in str(part).splitlines()]
+    lines = [line for line in lines if line and not line.startswith(("Available options", "Config search path",
+             "provider=", "full_key:", "object_type=", "See https://")) and line not in (options or [])]  # fmt: skip
+    message = "; ".join(dict.fromkeys(lines))
+    if isinstance(e, OverrideParseException):
+        message = f"cannot parse the command line: {message}"
+    return message + (f"; choose one of: {', '.join(options)}" if options else "")
+
+
+def main() -> None:
+    signals.install()
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # Hydra raises its errors to us, which we make one line
+    logging.raiseExceptions = False  # a log file on a full disk must not print a traceback per line
+    try:
+        task()
+    except signals.Interrupted as e:
+        log.error("%s", e)
+        sys.exit(e.exit_code)
+    except HydraException as e:
+        print(hydra_error_line(e), file=sys.stderr)
+        sys.exit(1)
+    except Exception as e:
+        if STARTED:
+            raise  # a bug in a job: the traceback is what helps
+        # before any job ran: Hydra composing the config (a bad value for a group, broken YAML, a log file that
+        # cannot be opened), so it is the command line or a config file
+        print(f"cannot start: {hydra_error_line(e) or type(e).__name__}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""Train: Lightning's fit, resumed from the plan's checkpoint; a signal ends it where a resume is exact."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from initlab.errors import ConfigError
+from initlab.run.build import Parts
+from initlab.run.resume import Plan
+from initlab.run.signals import STATE, Interrupted
+
+
+@dataclass
+class Fitted:
+    train_loss: float | None  # the last logged training loss (None: not trained here, an evaluation)
+    stopped: str | None  # why training ended before its planned length, if it did
+
+
+def _stopped_early(parts: Parts, plan: Plan) -> str | None:
+    """Why training ended short of trainer.max_epochs / max_steps (trainer.max_time, a callback), or None."""
+    trainer, module = parts.trainer, parts.module
+    planned = trainer.estimated_stepping_batches  # max_steps, or the epochs' batches over accumulation
+    if module.diverged or trainer.global_step >= planned:
+        return None
+    max_time = plan.cfg.trainer.get("max_time")
+    cause = f"trainer.max_time={max_time} was reached" if max_time else "a callback stopped training"
+    return (f"{cause} at step {trainer.global_step} of {planned}; continue it with ckpt_path=last"
+            + (" and a longer trainer.max_time (or null)" if max_time else ""))  # fmt: skip
+
+
+def fit(parts: Parts, plan: Plan) -> Fitted:
+    """trainer.fit (unless train=false), resuming from the plan's checkpoint; last.ckpt = the final weights."""
+    if not plan.cfg.train:
+        return Fitted(None, None)
+    trainer, state = parts.trainer, parts.state
+    try:
+        trainer.fit(parts.module, datamodule=parts.dm, ckpt_path=str(plan.ckpt) if plan.ckpt else None,
+                    weights_only=True)  # fmt: skip
+    except SystemExit:  # Lightning's SIGTERMException: it stopped the loop after a batch (and its validation)
+        if STATE.received:
+            state.commit()
+            raise Interrupted(STATE.received, trainer.global_step) from None
+        raise
+    if state.pending is not None:  # stopped early between validations: that batch's end is where it resumes
+        state.commit()
+    elif (
+        not state.stopped and trainer.checkpoint_callback is not None
+    ):  # last.ckpt = the final weights, not the last validation's
+        trainer.save_checkpoint(Path(trainer.checkpoint_callback.dirpath) / "last.ckpt")
+    if trainer.global_step == 0:
+        raise ConfigError("training ran no step (trainer.limit_train_batches, or no training batches): "
+                          "the model would be recorded untrained")  # fmt: skip
+    return Fitted(parts.module.last_loss, _stopped_early(parts, plan))

@@ -1,0 +1,282 @@
+"""One run, one directory: a run dir is claimed with a lock before anything is written into it.
+
+A default run dir (a timestamp) that is taken gets a suffix (-1, -2, ...); one given on the command line
+(hydra.run.dir=..., hydra.sweep.dir=...) is refused when another process holds it, or when it already holds
+another run's record and the command does not resume it (ckpt_path=...). A dir that holds a link the run did not
+make is refused, and a dir this process made for a run that failed before training is removed again.
+"""
+
+import contextlib
+import fcntl
+import logging
+import os
+import shutil
+import socket
+import stat
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+
+from initlab.errors import ConfigError, InitLabError, OutputError
+from initlab.run import checks
+from initlab.run import overrides as parsed
+
+log = logging.getLogger(__name__)
+LOCK = ".lock"  # holds "pid N on HOST" while a process runs in the dir
+RUN_FILES = ("metrics.json", "checkpoints/*.ckpt", "events.out.tfevents.*")  # what makes a dir a run's
+SWEEP_FILES = ("multirun.yaml", "summary.csv", "*/metrics.json")  # what makes a dir a sweep's
+
+
+@dataclass
+class Claim:
+    fd: int  # the lock's file descriptor: held until released or the process exits (even by kill -9)
+    made: list[Path]  # the dirs this process created for it, innermost first: removed if the run leaves nothing
+
+
+HELD: dict[Path, Claim] = {}  # dirs this process holds
+
+
+def unwritable_reason(path: Path) -> str | None:
+    """Why `path` cannot be created or written, or None if it can."""
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{str(existing)!r} is a file"
+    return None if os.access(existing, os.W_OK | os.X_OK) else f"{str(existing)!r} is not writable"
+
+
+def _first(path: Path, patterns: tuple[str, ...]) -> str | None:
+    for pattern in patterns:
+        found = next((p for p in path.glob(pattern) if p.is_file()), None)  # a dir named metrics.json is no record
+        if found is not None:
+            return str(found.relative_to(path))
+    return None
+
+
+def holds_run(path: Path) -> str | None:
+    """What in `path` is a run's record (metrics, checkpoints, event files), or None."""
+    return _first(path, RUN_FILES)
+
+
+def holds_sweep(path: Path) -> str | None:
+    """What in `path` makes it a sweep dir (multirun.yaml, a summary, jobs with records), or None."""
+    return _first(path, SWEEP_FILES)
+
+
+def planted_link(path: Path, depth: int) -> Path | None:
+    """A symbolic link inside `path` (down to `depth` levels): a run writes only files it made itself."""
+    if not path.is_dir() or path.is_symlink():
+        return None
+    for entry in path.iterdir():
+        if entry.is_symlink():
+            return entry
+        if depth > 1 and entry.is_dir():
+            found = planted_link(entry, depth - 1)
+            if found is not None:
+                return found
+    return None
+
+
+def _lock(path: Path) -> int | None:
+    """Take the dir's lock without waiting: its fd, or None if another process holds it. The lock file is never
+    followed through a link (O_NOFOLLOW) and must be a plain file."""
+    fd = os.open(path / LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o666)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(f"{path / LOCK} is not a plain file")
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
+    return fd
+
+
+def secondary_rank() -> bool:
+    """A DDP process other than global rank 0 (Lightning starts them with these variables set)."""
+    return any(os.environ.get(v, "0") != "0" for v in ("LOCAL_RANK", "NODE_RANK", "RANK", "SLURM_PROCID"))
+
+
+def _mkdirs(path: Path) -> list[Path]:
+    """mkdir -p; -> the dirs it created, innermost first."""
+    made = []
+    missing = path
+    while not missing.exists() and missing != missing.parent:
+        made.append(missing)
+        missing = missing.parent
+    path.mkdir(parents=True, exist_ok=True)
+    return made
+
+
+def _refuse(key: str, path: Path, candidate: Path, resuming: bool, explicit: bool) -> str | None:
+    """Why `candidate` cannot hold this run (None if it can): a planted link, a sweep dir, another run's record."""
+    if (candidate / "checkpoints").exists() and not (candidate / "checkpoints").is_dir():
+        return f"{candidate / 'checkpoints'} is a file; checkpoints need a directory there"
+    if key == "hydra.run.dir" and (candidate / "multirun.yaml").exists():
+        return (f"{key}={str(path)!r} is a sweep dir (multirun.yaml); resume its jobs with `-m` and the sweep's "
+                f"own overrides, hydra.sweep.dir={path} ckpt_path=last, or choose another dir")  # fmt: skip
+    other = None if resuming else holds_run(candidate) or (key == "hydra.run.dir" and holds_sweep(candidate))
+    if other and explicit:
+        return (f"{key}={str(path)!r} already holds a run ({other}); resume it with ckpt_path=last, or choose "
+                f"another {key}=...")  # fmt: skip
+    return "taken" if other else None
+
+
+def claim(path: Path, key: str, *, explicit: bool, resuming: bool) -> Path:
+    """Lock `path` (or, when it is a default dir that is taken, the first free `path-N`) for this process.
+
+    DDP processes of rank > 0 share rank 0's dir and take no lock: rank 0 holds it for them all.
+    """
+    path = path.absolute()
+    if path in HELD or secondary_rank():
+        return path
+    for n in range(1000):
+        candidate = path if n == 0 else path.with_name(f"{path.name}-{n}")
+        reason = unwritable_reason(candidate)
+        if reason:
+            raise OutputError(f"{key}={str(path)!r} cannot be created: {reason}; choose another with {key}=...")
+        try:
+            made = _mkdirs(candidate)
+            link = planted_link(candidate, depth=3)  # before the lock: .lock itself may be one
+            if link is not None:
+                raise OutputError(f"{key}={str(path)!r} holds {link.relative_to(candidate)}, a symbolic link the run "
+                                  "did not make; remove it or choose another dir")  # fmt: skip
+            fd = _lock(candidate)
+        except OSError as e:
+            raise OutputError(f"{key}={str(path)!r} cannot be used: {e.strerror or e}") from e
+        if fd is None:
+            if explicit:
+                owner = (candidate / LOCK).read_text().strip() or "another process"
+                raise OutputError(f"{key}={str(path)!r} is in use by {owner}; wait for it or choose another dir")
+            continue
+        refusal = _refuse(key, path, candidate, resuming, explicit)
+        if refusal is None:
+            HELD[candidate] = Claim(fd, made)
+            return candidate
+        os.close(fd)
+        if refusal != "taken":
+            raise OutputError(refusal)
+    raise OutputError(f"{key}={str(path)!r}: no free directory beside it")
+
+
+def release(path: Path) -> None:
+    held = HELD.pop(path.absolute(), None)
+    if held is not None:
+        os.close(held.fd)
+
+
+def discard(path: Path) -> None:
+    """Remove a dir this process made when nothing of a run is in it (a mistake found before training)."""
+    held = HELD.get(path.absolute())
+    if held is None or not held.made or _first(path, ("metrics.json", "checkpoints/*.ckpt")):
+        return  # a record or a checkpoint is something to keep (an empty TensorBoard file is not)
+    release(path)
+    shutil.rmtree(held.made[0], ignore_errors=True)
+    for parent in held.made[1:]:  # the date dir of outputs/<date>/<time>, if it was made for this run alone
+        with contextlib.suppress(OSError):
+            parent.rmdir()
+
+
+@contextlib.contextmanager
+def claimed(path: Path, *, resuming: bool, sweep_job: bool) -> Iterator[Path]:
+    """The run's dir, claimed (by the Hydra callback already, or now) for the block. A mistake (an exception other
+    than a signal) before anything of a run was written removes a dir this process made; a sweep job's dir,
+    which Hydra made and the summary reads, stays with its record."""
+    out = claim(path, "hydra.run.dir", explicit=True, resuming=resuming)
+    try:
+        yield out
+    except Exception:
+        if not sweep_job:
+            discard(out)
+        raise
+    finally:
+        if sweep_job:
+            release(out)
+
+
+def resumes(cfg: DictConfig, run_dir: Path) -> bool:
+    """Whether a command continues the run in `run_dir`: training from its own checkpoint (ckpt_path=last, or a
+    path inside it). Evaluating, or resuming another run's checkpoint, into a dir that holds a run is refused."""
+    ckpt_path = OmegaConf.select(cfg, "ckpt_path", default=None, throw_on_resolution_failure=False)
+    train = OmegaConf.select(cfg, "train", default=True, throw_on_resolution_failure=False)
+    if not isinstance(ckpt_path, str) or not ckpt_path or train is not True:
+        return False
+    return ckpt_path == "last" or run_dir.absolute() in Path(ckpt_path).absolute().parents
+
+
+def _exit(e: Exception) -> None:
+    log.error("%s", e if isinstance(e, InitLabError) else f"{type(e).__name__}: {e}")
+    sys.exit(1)  # Hydra turns a callback's exception into a warning; only exit stops it
+
+
+def _given(config: DictConfig, key: str) -> bool:
+    return key in parsed.given(parsed.listed(config.hydra.overrides.hydra))
+
+
+def shared_job_dirs(config: DictConfig) -> str | None:
+    """Two jobs of this sweep that would share a dir (a value given twice, or values of a key that is left out of
+    dir names), as one line; None when every job gets its own."""
+    subdir = OmegaConf.to_container(config.hydra.sweep, resolve=False).get("subdir", "")
+    if "override_dirname" not in str(subdir) or config.hydra.runtime.choices.get("hydra/sweeper") != "basic":
+        return None  # numbered dirs (${hydra.job.num}) or another sweeper's own scheme
+    node = OmegaConf.select(config, "hydra.sweeper.params", default=None)
+    params = OmegaConf.to_container(node, resolve=False) if node is not None else {}
+    items = [f"{k}={v}" for k, v in params.items()] + parsed.listed(config.hydra.overrides.task)
+    spec = config.hydra.job.config.override_dirname
+    seen: dict[str, list[str]] = {}
+    for job in parsed.expand(items):
+        name = parsed.dirname(job, spec.exclude_keys, spec.item_sep, spec.kv_sep)
+        if name in seen:
+            return (f"two jobs of this sweep would share the dir {name!r}: {' '.join(seen[name])} and {' '.join(job)} "
+                    "(a value given twice, or a key left out of dir names: hydra.job.config.override_dirname."
+                    "exclude_keys); give each value once")  # fmt: skip
+        seen[name] = job
+    return None
+
+
+def name_part(choice: str, default: str) -> str:
+    """`_<choice>` in a run dir's name, or nothing for the default choice (the resolver `initlab.name_part` that
+    train.yaml's hydra.run.dir uses: outputs/<date>/<time>_<init>-<act>[_<model>][_<data>])."""
+    return "" if str(choice) == default else f"_{choice}"
+
+
+class ClaimRunDir(Callback):
+    """Hydra callback: before Hydra writes anything, check a single run's config (a mistake leaves no dir) and
+    claim the run or sweep dir; refuse in one line. Hydra builds it before it resolves the run dir, so it also
+    registers the resolver that names the dir."""
+
+    def __init__(self) -> None:
+        OmegaConf.register_new_resolver("initlab.name_part", name_part, replace=True)
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        node = config.hydra.run
+        try:
+            checks.validate(config, parsed.listed(config.hydra.overrides.task))
+            path = claim(Path(node.dir), "hydra.run.dir", explicit=_given(config, "hydra.run.dir"),
+                         resuming=resumes(config, Path(node.dir)))  # fmt: skip
+        except Exception as e:  # Hydra turns a callback's exception into a warning: every one ends here, one line
+            _exit(e)
+        with read_write(node), open_dict(node):
+            node.dir = str(path)  # the free dir claimed, which Hydra then creates the run in
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        node = config.hydra.sweep
+        try:
+            shared = shared_job_dirs(config)
+            if shared:
+                raise ConfigError(shared)
+            # each job resumes its own dir with ckpt_path=last
+            path = claim(Path(node.dir), "hydra.sweep.dir", explicit=_given(config, "hydra.sweep.dir"),
+                         resuming=config.get("ckpt_path") == "last")  # fmt: skip
+        except Exception as e:
+            _exit(e)
+        with read_write(node), open_dict(node):
+            node.dir = str(path)

@@ -1,0 +1,71 @@
+"""A checkpoint is data: the `_target_`s in its config are built only where a config file offers them.
+
+A resume or an evaluation instantiates a `_target_` found in a checkpoint only if a config file offers exactly
+that string at that config path (the act group's files for `act`, the init group's for `init.weight`, and so on,
+from the shipped configs and the user's search path), or this command line names it. Prefix allow-lists cannot
+be made safe: any package reaches file writers (`initlab.files.write_atomic`, `torch.nn.modules.module.torch.save`).
+"""
+
+import functools
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+
+from initlab.errors import CheckpointError
+from initlab.run import overrides as parsed
+
+Offer = tuple[str, str]  # (config path, _target_): e.g. ("init.weight", "torch.nn.init.kaiming_normal_")
+
+
+def _package(text: str, group: str) -> str:
+    """Where Hydra puts a group file's keys: its `# @package` header, or the group's path (init, hydra.launcher)."""
+    for line in text.splitlines()[:5]:
+        if line.startswith("# @package"):
+            package = line.split(maxsplit=2)[2].strip()
+            return "" if package == "_global_" else group if package == "_group_" else package
+    return group
+
+
+def _targets(node: Any, where: str) -> Iterator[Offer]:
+    if isinstance(node, dict):
+        if isinstance(node.get("_target_"), str):
+            yield where, node["_target_"]
+        for k, v in node.items():
+            if k != "defaults":
+                yield from _targets(v, f"{where}.{k}" if where else str(k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _targets(v, f"{where}[{i}]")
+
+
+@functools.lru_cache(maxsize=8)
+def _offered_in(config_dir: Path) -> frozenset[Offer]:
+    found: set[Offer] = set()
+    for f in sorted(config_dir.rglob("*.yaml")):
+        text = f.read_text()
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError:
+            continue  # Hydra refuses such a file when it is chosen; it offers nothing
+        group = ".".join(f.parent.relative_to(config_dir).parts)
+        found.update(_targets(data, _package(text, group)))
+    return frozenset(found)
+
+
+def offered(config_dirs: Iterable[Path], overrides: Iterable[str]) -> set[Offer]:
+    """Every (path, _target_) that a YAML file in these config dirs offers, and those the command line names."""
+    found = set().union(*(_offered_in(Path(d).resolve()) for d in config_dirs))
+    named = parsed.given(overrides)
+    return found | {(k.removesuffix("._target_"), str(v)) for k, v in named.items() if k.endswith("._target_")}
+
+
+def check_targets(cfg: DictConfig, allowed: set[Offer], path: Path) -> None:
+    """Refuse a checkpoint whose config names a `_target_` that no config offers at that path."""
+    for where, target in _targets(OmegaConf.to_container(cfg, resolve=False), ""):
+        if (where, target) not in allowed:
+            raise CheckpointError(f"ckpt_path={str(path)!r} names _target_ {target!r} at {where or 'top'}, which no "
+                                  "config offers there; refusing to run it (if you trust it, give "
+                                  f"{where}._target_={target} on the command line)")  # fmt: skip

@@ -1,0 +1,103 @@
+"""Each extension is one file, used from a user's config dir with no edit to the package: an activation (its
+theory and diagnostics derived from the module), an init (data-dependent ones too), a data set."""
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from initlab.inits import apply_init
+from tests.conftest import USER_CONF, build, run
+
+USER = f"hydra.searchpath=[file://{USER_CONF}]"
+
+
+@pytest.mark.parametrize("act", ["softplus", "mish", "scaled_tanh"])
+def test_an_activation_gets_its_theory_and_family_statistic_from_the_module(make_cfg, act: str) -> None:
+    record = run(make_cfg(USER, f"act={act}", "init=lecun", "model.depth=3", "model.width=200"))
+    diag = record["diagnostics"]
+    family = "saturated_frac" if act == "scaled_tanh" else "flat_frac"  # bounded at +-2, or no flat side
+    for layer in (1, 2, 3):
+        assert f"act{layer}/{family}" in diag and 0 <= diag[f"act{layer}/{family}"] <= 1
+        theory, measured = diag[f"act{layer}/preact_var_theory"], diag[f"act{layer}/preact_var"]
+        assert theory > 0 and measured == pytest.approx(theory, rel=0.25)  # width 200: mean-field, roughly
+
+
+def test_lsuv_gives_unit_preactivation_variance_at_every_layer_at_step_0(make_cfg) -> None:
+    record = run(make_cfg("init=lsuv", "act=tanh", "model.depth=4", "model.width=64"))
+    diag = record["diagnostics"]
+    for layer in (1, 2, 3, 4):
+        assert diag[f"act{layer}/preact_var"] == pytest.approx(1.0, abs=0.05)  # measured on the same first batch
+    assert not [k for k in diag if k.endswith("weight_std_init")]  # no closed form: nothing to compare against
+    assert "preact_var_theory" not in str(diag)
+
+
+def test_lsuv_runs_once_and_never_on_resume(make_cfg, tmp_path: Path, monkeypatch) -> None:
+    from tests.conftest import CRASH
+
+    calls = []
+    import initlab.inits as inits
+
+    real = inits.lsuv
+    monkeypatch.setattr(inits, "lsuv", lambda *a, **k: calls.append(1) or real(*a, **k))
+    whole = run(make_cfg(CRASH, "init=lsuv", out=tmp_path / "whole"))
+    assert len(calls) == 1
+    monkeypatch.setenv("CRASH_AT", "7")
+    with pytest.raises(RuntimeError):
+        run(make_cfg(CRASH, "init=lsuv", out=tmp_path / "run"))
+    monkeypatch.delenv("CRASH_AT")
+    resumed = run(make_cfg(CRASH, "ckpt_path=last", out=tmp_path / "run"))
+    assert len(calls) == 2 and resumed["test/acc"] == whole["test/acc"]  # not a third time: the resume keeps weights
+
+
+def test_a_depth_scaled_init_asks_for_its_layers_name_index_and_depth(make_cfg) -> None:
+    net = build(make_cfg(USER, "init=fixup", "model.depth=3", "model.width=400"))[1].net
+    for i, layer in enumerate((net.fc1, net.fc2, net.fc3)):  # std = sqrt(1 / fan_in) / sqrt(depth = 4 layers)
+        assert layer.weight.std().item() == pytest.approx(math.sqrt(1 / layer.in_features) / 2, rel=0.05), i
+    assert net.out.weight.abs().max().item() == 0  # the last layer starts at zero
+    assert net.fc1.bias.abs().max().item() == 0
+
+
+def test_apply_init_passes_only_what_a_function_asks_for() -> None:
+    seen = {}
+
+    def fill_(tensor: torch.Tensor, index: int) -> torch.Tensor:
+        seen[index] = tuple(tensor.shape)
+        return tensor.fill_(index)
+
+    import sys
+    import types
+
+    mod = types.ModuleType("user_fill")
+    mod.fill_ = fill_
+    sys.modules["user_fill"] = mod
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2))
+    apply_init(net, {"weight": {"_target_": "user_fill.fill_"}, "bias": "zero", "variance": None})
+    assert seen == {0: (4, 3), 1: (2, 4)} and net[2].weight.unique().tolist() == [1.0]
+
+
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_cifar10_trains_the_mlp_and_the_cnn_with_no_shape_override(make_cfg, tiny_cifar10: Path, model: str) -> None:
+    cfg = make_cfg("data=cifar10", f"data.data_dir={tiny_cifar10}", f"model={model}", "data.val_size=50",
+                   "trainer.max_epochs=3")  # fmt: skip
+    net = build(cfg)[1].net
+    first = net.fc1 if model == "mlp" else net.conv1
+    assert (first.in_features if model == "mlp" else first.in_channels) == (3072 if model == "mlp" else 3)
+    record = run(cfg)
+    assert record["data"] == "cifar10" and record["model"] == model and record["status"] == "ok"
+    assert record["steps"] == 3 * 3  # 250 training images (300 - 50 held out), batches of 100: 3 a epoch
+    assert 0.0 < record["test/acc"] < 0.9
+
+
+def test_a_data_set_is_one_yaml_and_one_function(make_cfg) -> None:
+    record = run(make_cfg(USER, "data=blobs", "trainer.max_epochs=4"))
+    net = build(make_cfg(USER, "data=blobs"))[1].net
+    assert net.fc1.in_features == 2 * 8 * 8 and net.out.out_features == 3  # read from the data config
+    assert record["data"] == "blobs" and record["status"] == "ok" and 0.2 < record["test/acc"] < 1.0
+
+
+def test_the_edge_of_chaos_composes_on_cifar10(make_cfg) -> None:
+    cfg = make_cfg("experiment=edge_of_chaos", "data=cifar10")
+    assert list(cfg.data.image_shape) == [3, 32, 32] and cfg.model.image_shape == [3, 32, 32]
+    assert cfg.init.sigma_b2 == 0.05 and cfg.hydra.sweeper.params["model.depth"]

@@ -1,0 +1,115 @@
+"""One run, one directory: a dir in use or holding another run is refused, default dirs never collide and are
+named by what ran, a killed holder's dir is free again, a full disk never leaves half a file."""
+
+import errno
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from initlab.errors import OutputError
+from initlab.files import write_atomic
+from initlab.run import rundir
+from tests.conftest import FAST, ROOT, run_cli
+
+HOLD = "import sys, time; from pathlib import Path; from initlab.run.rundir import claim; "
+
+
+def hold(path: Path) -> subprocess.Popen:
+    """Another process that claims `path` and keeps it until killed."""
+    code = HOLD + f"claim(Path({str(path)!r}), 'k', explicit=True, resuming=False); print('held', flush=True); " \
+           "time.sleep(60)"  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_a_dir_in_use_is_refused_naming_the_process_and_defaults_move_on(tmp_path: Path) -> None:
+    taken = tmp_path / "12-00-00_kaiming-relu"
+    other = hold(taken)
+    try:
+        with pytest.raises(OutputError, match=rf"is in use by pid {other.pid} on "):
+            rundir.claim(taken, "hydra.run.dir", explicit=True, resuming=False)
+        with pytest.raises(OutputError, match=rf"is in use by pid {other.pid}"):
+            rundir.claim(taken, "hydra.run.dir", explicit=True, resuming=True)  # not even to resume it
+        fresh = rundir.claim(taken, "hydra.run.dir", explicit=False, resuming=False)  # two runs in one second
+        assert fresh == taken.with_name(taken.name + "-1")
+    finally:
+        other.kill()
+        other.wait()
+    rundir.release(fresh)
+
+
+def test_a_dir_holding_a_run_is_refused_unless_resumed(tmp_path: Path) -> None:
+    done = tmp_path / "done"
+    (done / "checkpoints").mkdir(parents=True)
+    (done / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    with pytest.raises(OutputError, match=r"already holds a run \(checkpoints/last.ckpt\); resume it with ckpt_path"):
+        rundir.claim(done, "hydra.run.dir", explicit=True, resuming=False)
+    assert rundir.claim(done, "hydra.run.dir", explicit=False, resuming=False).name == "done-1"
+    assert rundir.claim(done, "hydra.run.dir", explicit=True, resuming=True) == done
+    for held in (done, tmp_path / "done-1"):
+        rundir.release(held)
+    empty = tmp_path / "failed_before"  # a bad command left only its config: trying again is fine
+    (empty / ".hydra").mkdir(parents=True)
+    assert rundir.claim(empty, "hydra.run.dir", explicit=True, resuming=False) == empty
+    rundir.release(empty)
+
+
+def test_a_killed_holder_releases_its_dir(tmp_path: Path) -> None:
+    other = hold(tmp_path / "r")
+    other.kill()  # kill -9: no clean-up runs, the kernel drops the lock
+    other.wait()
+    assert rundir.claim(tmp_path / "r", "hydra.run.dir", explicit=True, resuming=False) == tmp_path / "r"
+    rundir.release(tmp_path / "r")
+
+
+def test_a_full_disk_leaves_the_old_file_and_no_temp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "best.ckpt"
+    write_atomic(target, b"old")
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("initlab.files.os.fsync", full)
+    with pytest.raises(OutputError, match=r"could not write .*best.ckpt: No space left on device"):
+        write_atomic(target, b"new" * 1000)
+    assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["best.ckpt"]
+
+
+@pytest.mark.slow
+def test_two_default_runs_started_together_get_two_dirs(tiny_mnist: Path, tmp_path: Path) -> None:
+    args = [sys.executable, str(ROOT / "train.py"), f"data.data_dir={tiny_mnist}", *FAST]
+    procs = [subprocess.Popen(args, cwd=tmp_path, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for p in procs:
+        assert p.wait(timeout=300) == 0, p.stderr.read()[-2000:]
+    runs = sorted(tmp_path.glob("outputs/*/*/metrics.json"))
+    assert len(runs) == 2 and all(json.loads(r.read_text())["status"] == "ok" for r in runs)
+    assert all(r.parent.name.split("_", 1)[1].startswith("kaiming-relu") for r in runs)  # named by its choices
+
+
+def test_a_second_signal_insists_only_after_2_s() -> None:
+    import signal
+
+    from initlab.run.signals import Interrupted, SignalState
+
+    s = SignalState()
+    s.handle(signal.SIGINT, None)
+    s.handle(signal.SIGINT, None)  # Ctrl-C reaching the process group twice: the same event, still only noted
+    assert s.received == signal.SIGINT
+    s.received_at -= 3
+    with pytest.raises(Interrupted) as info:
+        s.handle(signal.SIGTERM, None)  # seconds later: the user insists
+    assert info.value.signum == signal.SIGINT and info.value.exit_code == 130
+
+
+@pytest.mark.slow
+def test_a_default_run_dir_names_the_model_and_data_when_they_are_not_the_defaults(tiny_cifar10: Path,
+                                                                                  tmp_path: Path) -> None:  # fmt: skip
+    proc = run_cli("data=cifar10", f"data.data_dir={tiny_cifar10}", "model=cnn", *FAST, "data.val_size=50",
+                   "init=lecun", cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run_dir,) = tmp_path.glob("outputs/*/*")
+    assert run_dir.name.split("_", 1)[1] == "lecun-relu_cnn_cifar10"

@@ -1,0 +1,190 @@
+"""The sweep summary on a fake sweep dir: csv, markdown, heatmap, the rebuild command and the callback; every job
+the sweep meant to run is listed, and a malformed record is named and skipped, never a traceback."""
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from initlab.report.summary import SweepSummary, write_summary
+from initlab.report.sweep import collect
+from initlab.report.table import grid, summarise, swept_keys
+from tests.conftest import fake_job, write_multirun
+
+
+@pytest.fixture
+def sweep(tmp_path: Path) -> Path:
+    """2 inits x 2 acts x 2 seeds; lecun/relu seed 1 failed without metrics, normal/relu diverged."""
+    for init in ("normal", "lecun"):
+        for act in ("tanh", "relu"):
+            for seed in (0, 1):
+                ov = [f"init={init}", f"act={act}", f"seed={seed}", "data.data_dir=x"]
+                acc = {"normal": 0.92, "lecun": 0.97}[init] + 0.01 * seed + (0.002 if act == "relu" else 0)
+                m = {"init": init, "act": act, "seed": seed, "optimizer": "sgd", "scheduler": "step",
+                     "status": "ok", "test/acc": acc, "val/acc": acc, "val/acc_best": acc, "train/loss": 0.1,
+                     "wall_time_s": 4.0, "val_history": [[500, 0.85], [1000, 0.91], [1500, 0.95]]}  # fmt: skip
+                if (init, act, seed) == ("lecun", "relu", 1):
+                    m = None
+                elif (init, act) == ("normal", "relu"):
+                    m |= {"status": "diverged", "test/acc": 0.098, "train/loss": None}
+                fake_job(tmp_path, ov, m)
+    write_multirun(tmp_path, ["init=normal,lecun", "act=tanh,relu", "seed=0,1"])
+    return tmp_path
+
+
+def test_swept_keys_drop_constant_and_implied(sweep: Path) -> None:
+    jobs = collect(sweep)
+    assert swept_keys(jobs) == ["init", "act", "seed"]  # data.data_dir, optimizer: constant
+    for j in jobs:
+        j["choices"]["combo"] = f"{j['choices']['init']}_{j['choices']['act']}"
+    assert swept_keys(jobs) == ["init", "act", "seed"]  # combo adds nothing init and act don't say
+
+
+def test_csv_has_one_row_per_job_with_status(sweep: Path) -> None:
+    write_summary(sweep)
+    rows = list(csv.DictReader((sweep / "summary.csv").open()))
+    assert len(rows) == 8
+    assert list(rows[0])[:5] == ["job", "init", "act", "seed", "val/acc"]
+    by = {(r["init"], r["act"], r["seed"]): r for r in rows}
+    assert by["lecun", "relu", "1"]["status"] == "failed"
+    assert by["normal", "relu", "0"]["status"] == "diverged"
+    assert by["lecun", "tanh", "0"]["steps_to_90"] == "1000"
+    assert float(by["lecun", "tanh", "1"]["test/acc"]) == pytest.approx(0.98)
+
+
+def test_markdown_table_mean_std_best_and_failures(sweep: Path) -> None:
+    write_summary(sweep)
+    md = (sweep / "summary.md").read_text()
+    assert "| init \\ act | tanh | relu |" in md  # sweep order, not alphabetical
+    lines = {line.split("|")[1].strip(): line for line in md.splitlines() if line.startswith("| ")}
+    # 92 and 93 over 2 seeds: mean 92.5, 95 % CI half-width t(0.975, 1) * 0.707 / sqrt(2) = 12.706 * 0.5 = 6.35
+    assert "92.50 ± 6.35" in lines["normal"] and "9.80 ± 0.00 (diverged)" in lines["normal"]
+    assert "**97.50 ± 6.35**" in lines["lecun"]  # the column's best, in bold
+    assert "| **97.20 (failed)** |" in lines["lecun"]  # relu's best: seed 0 ran, seed 1 failed
+    assert "over 2 seeds" in md and "failed: `init=lecun,act=relu,seed=1,data.data_dir=x`: no metrics.json" in md
+
+
+def test_png_heatmap_is_written(sweep: Path) -> None:
+    write_summary(sweep)
+    png = (sweep / "summary.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+
+
+def test_callback_writes_summary_and_fails_the_sweep(sweep: Path) -> None:
+    cfg = OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep)}}})
+    with pytest.raises(SystemExit) as exit_info:
+        SweepSummary().on_multirun_end(cfg)
+    assert exit_info.value.code == 1 and (sweep / "summary.md").is_file()
+
+
+@pytest.mark.slow  # subprocesses
+def test_rebuild_command(sweep: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    proc = subprocess.run([sys.executable, "-m", "initlab.report", str(sweep)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "| init \\ act |" in proc.stdout and (sweep / "summary.csv").is_file() and (sweep / "report.html").is_file()
+    empty = tmp_path_factory.mktemp("empty")
+    proc = subprocess.run([sys.executable, "-m", "initlab.report", str(empty)], capture_output=True, text=True)
+    assert proc.returncode == 1 and "no job dirs" in proc.stderr
+
+
+def test_any_swept_keys(tmp_path: Path) -> None:
+    for lr in ("0.1", "0.01"):
+        for opt in ("sgd", "adam"):
+            m = {"init": "kaiming", "act": "relu", "seed": 0, "optimizer": opt, "status": "ok", "test/acc": 0.9}
+            fake_job(tmp_path, [f"optimizer={opt}", f"optimizer.lr={lr}"], m)
+    jobs = write_summary(tmp_path)
+    assert swept_keys(jobs) == ["optimizer", "optimizer.lr"]
+    assert "| optimizer \\ optimizer.lr |" in (tmp_path / "summary.md").read_text()
+
+
+def test_heatmap_rows_are_inits_columns_are_activations_and_colours_the_gap_to_the_best(sweep: Path) -> None:
+    from initlab.report.heatmap import figure
+
+    jobs = collect(sweep)
+    ax = figure(grid(jobs, *summarise(jobs, None, {})), "t").axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["normal", "lecun"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["tanh", "relu"]
+    assert (ax.get_ylabel(), ax.get_xlabel()) == ("init", "act")
+    shown = ax.images[0].get_array()  # [rows, cols]: points below the column's best, clipped to [0.05, 30]
+    assert shown[0, 0] == pytest.approx(5.0) and shown[1, 0] == pytest.approx(0.05)  # normal/tanh 5 points below
+    assert shown[0, 1] == pytest.approx(30.0)  # normal/relu: diverged at 9.8 %, 87 points below: the darkest
+    texts = {(round(t.get_position()[1]), round(t.get_position()[0])): t.get_text() for t in ax.texts}
+    assert texts[1, 1] == "97.20 (failed)" and texts[0, 0].startswith("92.50")
+
+
+def test_a_one_dimensional_sweep_says_what_was_held_fixed(tmp_path: Path) -> None:
+    for act, acc in (("tanh", 0.92), ("relu", 0.97)):
+        m = {"init": "kaiming", "act": act, "seed": 0, "optimizer": "sgd", "scheduler": "step", "status": "ok",
+             "test/acc": acc}  # fmt: skip
+        fake_job(tmp_path, [f"act={act}"], m)
+    write_summary(tmp_path)
+    md = (tmp_path / "summary.md").read_text()
+    assert "Held fixed: init=kaiming, optimizer=sgd, scheduler=step, seed=0." in md
+    assert "| act | test acc |" in md and "| tanh | 92.00 |" in md
+
+
+def test_edge_of_chaos_heatmap_draws_the_trainable_depth(tmp_path: Path) -> None:
+    from initlab.report.heatmap import depth_curve, figure
+
+    for depth in (10, 30, 60, 100):
+        for s in ("1.0", "1.76", "4.0"):
+            m = {"init": "gaussian", "act": "tanh", "seed": 0, "status": "ok", "test/acc": 0.5}
+            fake_job(tmp_path, [f"model.depth={depth}", f"init.sigma_w2={s}"], m)
+    task = ["model.depth=10,30,60,100", "init.sigma_w2=1.0,1.76,4.0"]
+    theory = {"act": "tanh", "sigma_b2": 0.05}
+    hydra = {"overrides": {"task": task}, "callbacks": {"summary": {"theory": theory}}}
+    OmegaConf.save(OmegaConf.create({"hydra": hydra}), tmp_path / "multirun.yaml")
+    jobs = collect(tmp_path)
+    table = grid(jobs, *summarise(jobs, None, {}))
+    xs, ys = depth_curve(table, theory)
+    assert xs[0] == 0 and xs[-1] == 2  # from the first column to the last
+    assert ys[0] == pytest.approx((6 * 3.63 - 10) / 20, abs=0.05)  # 6 xi_c = 21.8 at sigma_w2 = 1: rows 10..30
+    assert ys[-1] == pytest.approx(1 + (6 * 6.98 - 30) / 30, abs=0.05)  # 41.9 at 4: rows 30..60
+    middle = ys[len(ys) * 76 // 300]  # sigma_w2 near 1.76: xi_c diverges, off the top of the chart
+    assert middle != middle  # NaN: not drawn
+    ax = figure(table, "t", theory).axes[0]
+    assert [line.get_label() for line in ax.lines] == ["6 ξ_c (mean-field theory)"]
+    write_summary(tmp_path)  # the rebuild reads the theory back from multirun.yaml
+    assert (tmp_path / "summary.png").stat().st_size > 5000
+
+
+def test_every_planned_job_that_never_ran_is_listed_even_beside_one_that_did(tmp_path: Path) -> None:
+    """A job that ran stands for one planned job only: (lecun, relu) ran; (lecun, tanh) and (normal, relu), which
+    share a value with it, did not, and neither did (normal, tanh)."""
+    m = {"init": "lecun", "act": "relu", "seed": 0, "status": "ok", "test/acc": 0.9, "val/acc": 0.9}
+    fake_job(tmp_path, ["init=lecun", "act=relu"], m)
+    write_multirun(tmp_path, ["init=normal,lecun", "act=tanh,relu"])
+    jobs = collect(tmp_path)
+    planned = {(j["choices"]["init"], j["choices"]["act"]): j["status"] for j in jobs}
+    assert planned == {("lecun", "relu"): "ok", ("lecun", "tanh"): "not run", ("normal", "relu"): "not run",
+                       ("normal", "tanh"): "not run"}  # fmt: skip
+    twice = tmp_path / "twice"
+    fake_job(twice, ["init=kaiming"], {"init": "kaiming", "status": "ok", "test/acc": 0.9})
+    write_multirun(twice, ["init=kaiming,kaiming"])  # an old sweep with a value twice: one ran, one did not
+    assert sorted(j["status"] for j in collect(twice)) == ["not run", "ok"]
+
+
+@pytest.mark.parametrize("bad", [[1, 2], "text", {"status": "ok", "test/acc": "high"},
+                                 {"status": "ok", "test/acc": 0.9, "val_history": [[1, "x"]]},
+                                 {"status": "ok", "test/acc": 0.9, "val_history": "none"}])  # fmt: skip
+def test_a_malformed_record_is_named_and_the_summary_goes_on(tmp_path: Path, caplog, bad: object) -> None:
+    good = {"init": "lecun", "act": "relu", "seed": 0, "status": "ok", "test/acc": 0.9, "val/acc": 0.9}
+    fake_job(tmp_path, ["init=lecun"], good)
+    fake_job(tmp_path, ["init=kaiming"], bad)
+    write_multirun(tmp_path, ["init=lecun,kaiming"])
+    jobs = write_summary(tmp_path)  # no traceback
+    assert len(jobs) == 2 and str(tmp_path / "init=kaiming" / "metrics.json") in caplog.text
+    assert "| lecun | **90.00** |" in (tmp_path / "summary.md").read_text()
+
+
+def test_the_seed_count_counts_seeds_that_ran(tmp_path: Path) -> None:
+    for seed in (0, 1, 2):
+        m = {"init": "lecun", "act": "relu", "seed": seed, "status": "ok", "test/acc": 0.9 + seed / 100}
+        fake_job(tmp_path, ["init=lecun", f"seed={seed}"], m)
+    write_multirun(tmp_path, ["init=lecun,kaiming", "seed=0,1,2"])  # kaiming never ran: 3 not-run jobs
+    write_summary(tmp_path)
+    md = (tmp_path / "summary.md").read_text()
+    assert "over 3 seeds" in md and "over 4 seeds" not in md and md.count("- not run:") == 3
