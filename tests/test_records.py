@@ -63,7 +63,8 @@ def test_tensorboard_has_scalars_and_hparams_that_say_what_ran(make_cfg, tmp_pat
 def test_an_evaluation_says_so(make_cfg, tmp_path: Path) -> None:
     trained = run(make_cfg("init=lecun", "act=tanh", "seed=2", out=tmp_path / "train"))
     ckpt = tmp_path / "train" / "checkpoints" / "last.ckpt"
-    evaluated = run(make_cfg("train=false", f"ckpt_path={ckpt}", out=tmp_path / "eval"))  # config says kaiming/relu
+    how = ["data.eval_batch_size=30", "num_threads=2"]  # an evaluation may change how it evaluates
+    evaluated = run(make_cfg("train=false", f"ckpt_path={ckpt}", *how, out=tmp_path / "eval"))  # config: kaiming/relu
     assert (evaluated["init"], evaluated["act"], evaluated["mode"]) == ("lecun", "tanh", "evaluate")
     assert evaluated["test/acc"] == trained["test/acc"] and evaluated["val/acc"] == trained["val/acc"]
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["test/acc"] == trained["test/acc"]

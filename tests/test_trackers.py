@@ -21,7 +21,7 @@ def test_mlflow_holds_each_runs_choices_and_metrics(tiny_mnist: Path, tmp_path: 
     assert sorted(r.data.params["init"] for r in runs) == ["kaiming", "lecun"]  # both jobs, side by side
     for r in runs:
         assert r.data.params["act"] == "tanh" and float(r.data.params["lr"]) == 0.1 and r.info.status == "FINISHED"
-        record = json.loads(next(tmp_path.glob(f"outputs/multirun/*/*/*init={r.data.params['init']}*/metrics.json"))
+        record = json.loads(next(tmp_path.glob(f"outputs/multirun/*/*init={r.data.params['init']}*/metrics.json"))
                             .read_text())  # fmt: skip
         assert r.data.metrics["test/acc"] == pytest.approx(record["test/acc"])
         assert r.data.metrics["val/acc"] == pytest.approx(record["val/acc"])

@@ -59,6 +59,9 @@ class Classifier(pl.LightningModule):
         if self.global_step == 0 and self.hparams.init.get("calibrate"):  # data-dependent inits: once, never on resume
             x, _ = next(iter(self.trainer.datamodule.train_dataloader()))  # the first training batch, as the run's
             calibrate(self.net, self.hparams.init, x.to(self.device))
+            with torch.no_grad():  # under DDP every process calibrated on its own batch: rank 0's weights for all
+                for p in self.net.parameters():
+                    p.copy_(self.trainer.strategy.broadcast(p.detach(), src=0))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)  # [B, C, H, W] images -> [B, classes] logits

@@ -79,9 +79,20 @@ def curves(cells: list[Cell], lay: Layout) -> Any:
     return fig
 
 
+def _layer_means(cell: Cell, stat: str) -> list[float]:
+    """A cell's step-0 `stat` (act_std, or the family's *_frac) per activation layer, mean over its seeds."""
+    stats = [j["metrics"].get("diagnostics") or {} for j in cell.jobs]
+    layers = sorted({key.rsplit("/", 1)[0] for s in stats for key in s if key.endswith("/act_std")},
+                    key=lambda n: (len(n), n))  # act1, act2, ..., act10  # fmt: skip
+    per_layer = [[v for s in stats for key, v in s.items() if key.startswith(f"{n}/") and key.endswith(stat)]
+                 for n in layers]  # fmt: skip
+    return [statistics.fmean(vs) if vs else float("nan") for vs in per_layer]
+
+
 def diagnostics(cells: list[Cell], lay: Layout) -> Any | None:
     """Step 0, before any update: activation std and the family statistic (saturated, dead or flat fraction)
-    across the activation layers, one panel pair a column, one line a row (mean over seeds)."""
+    across the activation layers, a pair of panels a column, a line a row (mean over seeds); bars where the net has
+    one activation layer."""
     from matplotlib.figure import Figure
 
     columns = _by_column(cells, lay)
@@ -90,16 +101,18 @@ def diagnostics(cells: list[Cell], lay: Layout) -> Any | None:
     fig = Figure(figsize=(4.2 * len(columns), 6.0), constrained_layout=True)
     axes = fig.subplots(2, len(columns), squeeze=False)
     for k, (col, members) in enumerate(columns.items()):
-        for c in members:
-            stats = [j["metrics"].get("diagnostics") or {} for j in c.jobs]
-            layers = sorted({key.rsplit("/", 1)[0] for s in stats for key in s if key.endswith("/act_std")},
-                            key=lambda n: (len(n), n))  # act1, act2, ..., act10  # fmt: skip
-            for row, stat in enumerate(("act_std", "frac")):
-                ys = [statistics.fmean(v for s in stats for key, v in s.items()
-                                       if key.startswith(f"{n}/") and key.endswith(stat)) for n in layers]  # fmt: skip
-                axes[row, k].plot(range(1, len(layers) + 1), ys, marker="o", ms=3, label=lay.row(c.keys))
+        for row, stat in enumerate(("act_std", "frac")):
+            ax = axes[row, k]
+            values = [_layer_means(c, stat) for c in members]
+            if max(len(v) for v in values) == 1:  # one layer: a bar a row
+                ax.bar(range(len(members)), [v[0] for v in values], color=[f"C{i}" for i in range(len(members))])
+                ax.set_xticks(range(len(members)), [lay.row(c.keys) for c in members], rotation=45, fontsize=7)
+                continue
+            for c, ys in zip(members, values, strict=True):
+                ax.plot(range(1, len(ys) + 1), ys, marker="o", ms=3, label=lay.row(c.keys))
+            ax.set_xlabel("activation layer")
         axes[0, k].set(title=f"{lay.col_key} = {col}" if lay.col_key else "", ylabel="activation std", yscale="log")
-        axes[1, k].set(xlabel="activation layer", ylabel="saturated / dead / flat fraction", ylim=(-0.02, 1.02))
+        axes[1, k].set(ylabel="saturated / dead / flat fraction", ylim=(0, 1.02))
         if axes[0, k].lines:
             axes[0, k].legend(fontsize=7)
     return fig
@@ -171,6 +184,10 @@ def render(jobs: list[dict[str, Any]], cells: list[Cell], lay: Layout, title: st
     items = "".join(f"<li>{html.escape(j['status'])}: <code>{html.escape(j['dir'])}</code>: {html.escape(why(j))}</li>"
                     for j in unfinished)  # fmt: skip
     parts.append(f"<ul>{items}</ul>" if unfinished else "<p>None.</p>")
+    diverged = [j for j in jobs if j["status"] == "diverged"]
+    if diverged:  # they ran to their end, and their numbers are in the table where they were chosen
+        names = ", ".join(f"<code>{html.escape(j['dir'])}</code>" for j in diverged)
+        parts.append(f"<p class=note>{len(diverged)} jobs diverged (their loss became NaN or rose): {names}</p>")
     return (f"<!doctype html><html lang=en><meta charset=utf-8><title>{html.escape(title)}</title>"
             f"<style>{STYLE}</style><body>{''.join(parts)}</body></html>\n")  # fmt: skip
 

@@ -147,7 +147,6 @@ RULES: dict[str, Rule] = {  # leaves first: a bad leaf is named before a rule th
     "model.hidden_dims": list_of(POSITIVE_INT, example="[100] (or [] for logistic regression)"),
     "model.depth": either(one_of(None), number(0, integer=True)),
     "model.width": POSITIVE_INT,
-    "model.channels": list_of(POSITIVE_INT, example="[6, 16]"),
     "model.num_classes": number(2, integer=True),  # the data's (${data.num_classes}), unless a model says otherwise
     "act.alpha": number(),
     "act.negative_slope": number(),

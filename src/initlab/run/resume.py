@@ -27,6 +27,10 @@ RESUMABLE = (  # what a resume may change: each changes no number (a test shows 
     "ckpt_path", "train", "data.data_dir", "data.download", "trainer.max_epochs", "trainer.max_steps",
     "trainer.max_time", "trainer.enable_progress_bar", "trainer.enable_model_summary",
 )  # fmt: skip
+EVALUATING = (  # what an evaluation (train=false) may change too: where and how it evaluates; it trains nothing
+    "data.eval_batch_size", "num_threads", "trainer.accelerator", "trainer.devices", "trainer.strategy",
+    "trainer.num_nodes",
+)  # fmt: skip
 FROM_COMMAND = ("logger", "callbacks", "trainer.default_root_dir", "summary")  # they write files, change no number
 EXTENDING = ("trainer.max_epochs", "trainer.max_steps", "trainer.max_time")  # they continue a finished run
 CKPT_KEY = "initlab"  # the run's config, choices and overrides, stored in every checkpoint
@@ -46,9 +50,10 @@ class Plan:
     finished: bool = False  # a finished run asked to resume: nothing to do
 
 
-def resumable(key: str) -> bool:
-    """Whether a config key may differ between a run and its resume (Hydra's own keys too)."""
-    return key in RESUMABLE or key.startswith(("hydra.", *(f"{k}." for k in FROM_COMMAND))) or key in FROM_COMMAND
+def resumable(key: str, evaluating: bool = False) -> bool:
+    """Whether a config key may differ between a run and its resume, or its evaluation (Hydra's own keys too)."""
+    return (key in RESUMABLE or (evaluating and key in EVALUATING) or key in FROM_COMMAND
+            or key.startswith(("hydra.", *(f"{k}." for k in FROM_COMMAND))))  # fmt: skip
 
 
 def _fixed(overrides: list[str]) -> list[str]:
@@ -133,18 +138,19 @@ def _run_record(saved: dict[str, Any], path: Path) -> tuple[DictConfig, dict[str
 def merge(cfg: DictConfig, saved: dict[str, Any], overrides: list[str], path: Path) -> tuple[DictConfig, dict]:
     """-> (the checkpoint's config with the RESUMABLE values of `cfg`, the checkpoint's group choices)."""
     old, choices, _ = _run_record(saved, path)
+    evaluating = cfg.train is False
     for key in parsed.deleted(overrides):
-        if not resumable(key):
+        if not resumable(key, evaluating):
             raise CheckpointError(f"~{key} conflicts with the checkpoint ({path}), which has it; drop it to resume")
     given = parsed.given(overrides)
     for key in given:
-        if resumable(key):
+        if resumable(key, evaluating):
             continue
         ours, theirs = (given[key], choices[key]) if key in choices else (value(cfg, key), value(old, key))
         if ours != theirs:
             raise CheckpointError(f"{key}={ours!r} conflicts with the checkpoint's {key}={theirs!r} ({path}); "
                                   "drop it to resume, or start a new run")  # fmt: skip
-    for key in RESUMABLE:
+    for key in RESUMABLE + (EVALUATING if evaluating else ()):
         if key in given or key in ("ckpt_path", "train"):  # others keep the checkpoint's value
             OmegaConf.update(old, key, value(cfg, key), force_add=True)
     for key in FROM_COMMAND:  # where the run writes: this command's choice, never a checkpoint's
