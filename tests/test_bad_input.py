@@ -33,6 +33,7 @@ BAD = {  # name: (overrides, where, what the one line must say); {tmp} = a temp 
     "seed a list": (["seed=[1]"], "config", "seed=[1] is not allowed: an integer"),
     "zero threads": (["num_threads=0"], "config", "num_threads=0 is not allowed"),
     "train maybe": (["train=maybe"], "config", "train='maybe' is not allowed: one of True, False"),
+    "train a number": (["train=1"], "config", "train=1 is not allowed: one of True, False"),  # 1 == True in Python
     "a typo'd new key": (["+sed=1"], "config", "sed=1 is not a setting here (a typo?)"),
     "a deleted lr": (["~optimizer.lr"], "config", "optimizer.lr is missing: the run needs it"),
     # optimizer and schedule
@@ -55,6 +56,7 @@ BAD = {  # name: (overrides, where, what the one line must say); {tmp} = a temp 
     "momentum 1": (["optimizer.momentum=1"], "config", "optimizer.momentum=1 is not allowed"),
     "negative weight decay": (["optimizer.weight_decay=-0.1"], "config", "optimizer.weight_decay=-0.1 is not"),
     "nesterov maybe": (["optimizer.nesterov=maybe"], "config", "optimizer.nesterov='maybe' is not allowed: one of"),
+    "nesterov zero": (["optimizer.nesterov=0"], "config", "optimizer.nesterov=0 is not allowed: one of True, False"),
     "nesterov without momentum": (["optimizer.momentum=0"], "run", "optimizer: ValueError: Nesterov momentum"),
     "misspelt optimizer argument": (
         ["+optimizer.weight_decy=0.1"],

@@ -124,6 +124,7 @@ DAMAGE = {  # name: (new bytes from the old, what the message must say)
     # valid magic, no pixels, dims whose product is 2**64: 0 where int64 arithmetic (np.prod) wraps around
     "huge dims": (lambda b: b[:4] + b"".join(d.to_bytes(4, "big") for d in (2**22, 2**21, 2**21)), "is truncated"),
     "no images": (lambda b: b[:4] + bytes(4) + b[8:16], r"holds no items \(shape \(0, 28, 28\)\)"),
+    "extra bytes": (lambda b: b + bytes(5), r"is truncated or corrupt: \d+ bytes for shape \(20, 28, 28\)"),
 }
 
 
@@ -259,7 +260,17 @@ class Exploit:
         return (os.system, ("touch {victim}",))
 
 
-@pytest.mark.parametrize("payload", ["code", "not a pickle", "a list", "wrong width"])
+class NumpyExploit:
+    """A payload naming a numpy function that writes a file: numpy is allowed only for building arrays."""
+
+    def __init__(self, victim: Path) -> None:
+        self.victim = victim
+
+    def __reduce__(self) -> tuple:
+        return (np.save, (str(self.victim), np.zeros(1)))
+
+
+@pytest.mark.parametrize("payload", ["code", "numpy code", "not a pickle", "a list", "wrong width"])
 def test_a_cifar_file_is_data_and_a_bad_one_is_one_line(tmp_path: Path, payload: str) -> None:
     from initlab.data.cifar10 import load
     from tests.conftest import make_tiny_cifar10, write_cifar_batch
@@ -270,6 +281,8 @@ def test_a_cifar_file_is_data_and_a_bad_one_is_one_line(tmp_path: Path, payload:
     if payload == "code":
         bad.write_bytes(pickle.dumps({b"data": Exploit(), b"labels": [0]}, protocol=2).replace(
             b"{victim}", str(victim).encode()))  # fmt: skip
+    elif payload == "numpy code":
+        bad.write_bytes(pickle.dumps({b"data": NumpyExploit(victim), b"labels": [0]}, protocol=2))
     elif payload == "not a pickle":
         bad.write_bytes(b"garbage" * 100)
     elif payload == "a list":
@@ -279,7 +292,7 @@ def test_a_cifar_file_is_data_and_a_bad_one_is_one_line(tmp_path: Path, payload:
     with pytest.raises(DataError, match=r"data_batch_3 (is not a CIFAR-10 batch file|holds data of shape)") as e:
         load(root, download=False)
     one_line(e)
-    assert not victim.exists()
+    assert not victim.exists() and not victim.with_suffix(".npy").exists()  # np.save appends .npy
 
 
 def test_missing_cifar10_without_download_names_the_folder(tmp_path: Path) -> None:

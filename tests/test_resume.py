@@ -1,16 +1,20 @@
 """Resume continues the checkpointed run exactly, for every model and setting it allows: the resumed record equals
 the uninterrupted run's (every number, val_history, TensorBoard curves), whatever stopped it and wherever."""
 
+import io
 import json
 import logging
+import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from initlab.errors import CheckpointError, ConfigError
 from initlab.run import signals
 from initlab.run.resume import RESUMABLE
+from initlab.run.runstate import rng_states, set_rng_states
 from tests.conftest import (
     CRASH,
     SIGNAL_AT,
@@ -312,3 +316,22 @@ def test_same_seed_same_numbers_other_seed_other_numbers(make_cfg, tmp_path: Pat
     c = run(make_cfg("seed=4", out=tmp_path / "c"))
     same_record(a, b)  # all but the timings
     assert a["test/loss"] != c["test/loss"]
+
+
+def test_every_random_generator_is_saved_and_restored() -> None:
+    """Python's random, numpy's global generator and torch's: a data pipeline or a user's model may use any."""
+    random.seed(1), np.random.seed(1), torch.manual_seed(1)
+    random.gauss(0, 1), np.random.standard_normal()  # a cached Gaussian is part of the state too
+    saved = torch.load(_saved(rng_states()), weights_only=True)  # as a checkpoint holds them
+    first = (random.random(), random.gauss(0, 1), np.random.random(), np.random.standard_normal(), torch.rand(3))
+    random.seed(2), np.random.seed(2), torch.manual_seed(2)
+    set_rng_states(saved)
+    again = (random.random(), random.gauss(0, 1), np.random.random(), np.random.standard_normal(), torch.rand(3))
+    assert first[:4] == again[:4] and torch.equal(first[4], again[4])
+
+
+def _saved(states: dict) -> io.BytesIO:
+    buffer = io.BytesIO()
+    torch.save(states, buffer)
+    buffer.seek(0)
+    return buffer

@@ -58,6 +58,26 @@ def test_a_dir_holding_a_run_is_refused_unless_resumed(tmp_path: Path) -> None:
     rundir.release(empty)
 
 
+def test_a_mistake_removes_only_the_dirs_made_for_it(tmp_path: Path) -> None:
+    alone = tmp_path / "alone" / "2026-11-30" / "12-00-00"  # three dirs made for this run
+    rundir.claim(alone, "hydra.run.dir", explicit=True, resuming=False)
+    rundir.discard(alone)
+    assert not (tmp_path / "alone").exists()  # the date dirs made for it alone go with it
+    run = tmp_path / "outputs" / "2026-11-30" / "12-00-00"
+    rundir.claim(run, "hydra.run.dir", explicit=True, resuming=False)
+    beside = run.with_name("12-00-01")  # another run, started in the same second's date dir meanwhile
+    beside.mkdir()
+    (beside / "metrics.json").write_text("{}")
+    rundir.discard(run)
+    assert not run.exists() and json.loads((beside / "metrics.json").read_text()) == {}
+    kept = tmp_path / "kept"
+    rundir.claim(kept, "hydra.run.dir", explicit=True, resuming=False)
+    (kept / "metrics.json").write_text("{}")  # a record is something to keep
+    rundir.discard(kept)
+    assert (kept / "metrics.json").exists()
+    rundir.release(kept)
+
+
 def test_a_killed_holder_releases_its_dir(tmp_path: Path) -> None:
     other = hold(tmp_path / "r")
     other.kill()  # kill -9: no clean-up runs, the kernel drops the lock

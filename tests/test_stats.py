@@ -45,3 +45,4 @@ def test_holm_steps_down_and_stops() -> None:
     # sorted 0.005 (<= .05/4), 0.01 (<= .05/3), 0.03 (> .05/2): the first two fall, the rest stand
     assert holm([0.01, 0.04, 0.03, 0.005]) == [True, False, False, True]
     assert holm([0.02, 0.02]) == [True, True] and holm([0.06]) == [False]
+    assert holm([0.01, 0.02, 0.03]) == [True, True, True]  # Holm, not Bonferroni (0.02 > 0.05 / 3)

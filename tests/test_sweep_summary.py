@@ -80,6 +80,17 @@ def test_callback_writes_summary_and_fails_the_sweep(sweep: Path) -> None:
     assert exit_info.value.code == 1 and (sweep / "summary.md").is_file()
 
 
+def test_a_sweep_with_a_job_that_never_ran_fails_even_when_none_failed(tmp_path: Path) -> None:
+    fake_job(tmp_path, ["init=lecun"], {"init": "lecun", "act": "relu", "seed": 0, "status": "ok", "test/acc": 0.9})
+    write_multirun(tmp_path, ["init=lecun,kaiming"])
+    with pytest.raises(SystemExit) as exit_info:
+        SweepSummary().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))
+    assert exit_info.value.code == 1
+    fake_job(tmp_path, ["init=kaiming"], {"init": "kaiming", "act": "relu", "seed": 0, "status": "ok",
+                                          "test/acc": 0.9})  # fmt: skip
+    SweepSummary().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))  # all ran: 0
+
+
 @pytest.mark.slow  # subprocesses
 def test_rebuild_command(sweep: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     proc = subprocess.run([sys.executable, "-m", "initlab.report", str(sweep)], capture_output=True, text=True)

@@ -140,7 +140,7 @@ def check_against_brute_force(name: str, sw2: float, sb2: float, two_d: bool = T
     if not T.Q_MIN <= mf.q_star <= T.Q_MAX:  # brute force agrees there is no finite fixed point on the way
         qs = np.geomspace(1.0, T.Q_MAX, 13) if mf.q_star > 1 else np.geomspace(T.Q_MIN, 1.0, 31)
         assert all((bf_v(a, sw2, sb2, q) > q) == (mf.q_star > 1) for q in qs)
-        chi1 = sw2 * bf_mean(lambda u: a[1](u) ** 2, T._clip(mf.q_star))
+        chi1 = sw2 * bf_mean(lambda u: a[1](u) ** 2, T.clip_q(mf.q_star))
         assert mf.chi_1 == pytest.approx(chi1, rel=0.01)
         return {"chi_1": abs(mf.chi_1 / chi1 - 1)}
     q, chi1, xi_q = brute_force_1d(a, sw2, sb2, mf)
@@ -183,7 +183,7 @@ def test_tanh_reference_values(sw2: float, q: float, chi1: float, phase: str | N
     """Fine-grid values (8M points on z in [-40, 40]); Gauss-Hermite in z said chi_1 = 0.71 and 1e-5 at 100, 1000."""
     mf = T.mean_field(act("tanh"), sw2, 0.05)
     assert (mf.q_star, mf.chi_1) == pytest.approx((q, chi1), rel=5e-4)
-    assert phase is None or T._phase(mf.q_star, mf.chi_1) == phase
+    assert phase is None or T.phase(mf.q_star, mf.chi_1) == phase
     assert phase != "chaotic" or 0 <= mf.c_star < 1
 
 
@@ -352,7 +352,7 @@ def test_relu_and_leaky_relu_critical_values() -> None:
     assert T.chi_1(leaky, 1.0, 0.0) == pytest.approx((1 + 0.25) / 2, rel=1e-12)
     assert T.critical_sigma_w2(leaky, 0.0) == pytest.approx(2 / 1.25, abs=1e-9)
     kaiming = T.mean_field(act("relu"), 2.0, 0.0)  # every q is a fixed point: q^l = q^1
-    assert kaiming.q_star == 1.0 and kaiming.c_star == 1.0 and T._phase(kaiming.q_star, kaiming.chi_1) == "critical"
+    assert kaiming.q_star == 1.0 and kaiming.c_star == 1.0 and T.phase(kaiming.q_star, kaiming.chi_1) == "critical"
 
 
 def test_relu_mean_field_without_a_finite_fixed_point() -> None:

@@ -61,6 +61,15 @@ def test_each_cell_takes_the_lr_with_the_best_mean_val_acc(tmp_path: Path) -> No
     assert all(len(c.jobs) == 3 for c in cells.values())
 
 
+def test_a_tie_takes_the_smaller_value(tmp_path: Path) -> None:
+    for lr, val in (("0.3", 0.9), ("0.1", 0.9), ("0.03", 0.8)):  # swept largest first; 0.3 and 0.1 tie
+        fake_job(tmp_path, ["init=a", f"optimizer.lr={lr}"], {"init": "a", "act": "relu", "seed": 0, "status": "ok",
+                                                                "val/acc": val, "test/acc": 0.9})  # fmt: skip
+    write_multirun(tmp_path, ["init=a", "optimizer.lr=0.3,0.1,0.03"], summary={"tune": "optimizer.lr"})
+    (cell,), _ = summarise(collect(tmp_path), "optimizer.lr", {"optimizer.lr": ["0.3", "0.1", "0.03"]})
+    assert cell.chosen == "0.1" and not cell.at_edge  # the values in numeric order: 0.1 is interior
+
+
 def test_the_mean_and_its_95_percent_interval_by_hand(tmp_path: Path) -> None:
     cell = cells_by_key(make_sweep(tmp_path))["a", "tanh"]
     half = T_975_2 * 0.01 / math.sqrt(3)  # sd of 0.90, 0.91, 0.92 is 0.01

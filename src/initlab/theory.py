@@ -149,7 +149,7 @@ def q_star(act: Act, sigma_w2: float, sigma_b2: float, q0: float = 1.0) -> float
         lo, glo = hi, ghi
 
 
-def _clip(q: float) -> float:
+def clip_q(q: float) -> float:
     return min(max(q, Q_MIN), Q_MAX)  # q* = 0 or inf: evaluate at its limit
 
 
@@ -162,7 +162,7 @@ def chi(act: Act, sigma_w2: float, q: float, c: float = 1.0) -> float:
 
 def chi_1(act: Act, sigma_w2: float, sigma_b2: float) -> float:
     """Mean squared singular value of a layer's Jacobian at q*: gradients grow (>1) or vanish (<1) by it."""
-    return chi(act, sigma_w2, _clip(q_star(act, sigma_w2, sigma_b2)))
+    return chi(act, sigma_w2, clip_q(q_star(act, sigma_w2, sigma_b2)))
 
 
 def c_map(act: Act, sigma_w2: float, sigma_b2: float, q: float, c: float) -> float:
@@ -207,7 +207,7 @@ class MeanField:
 def mean_field(act: Act, sigma_w2: float, sigma_b2: float) -> MeanField:
     """q*, c*, chi_1 and the depth scales of a wide random net."""
     q = q_star(act, sigma_w2, sigma_b2)
-    c1 = chi(act, sigma_w2, _clip(q))
+    c1 = chi(act, sigma_w2, clip_q(q))
     if not Q_MIN <= q <= Q_MAX:  # no fixed point to linearise around
         return MeanField(sigma_w2, q, math.nan, c1, math.nan, math.nan)
     cs = c_star(act, sigma_w2, sigma_b2, q)
@@ -276,7 +276,7 @@ def load_act(name: str) -> Act:
         raise ValueError(f"--act {name!r}: cannot make an activation from {path}: {first}") from e
 
 
-def _phase(q: float, chi1: float) -> str:
+def phase(q: float, chi1: float) -> str:
     if not Q_MIN <= q <= Q_MAX:
         return "q->0" if q < Q_MIN else "q->inf"  # signal vanishes / explodes with depth
     return "critical" if abs(chi1 - 1) <= _CHI_TOL else "ordered" if chi1 < 1 else "chaotic"
@@ -323,7 +323,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"act={args.act} sigma_b2={args.sigma_b2:g}: critical sigma_w2 = {crit:.4g} (chi_1 = 1)")
     print("".join(f"{k:>10}" for k in [*rows[0], "phase"]))
     for r in rows:
-        print("".join(f"{v:>10.4g}" for v in r.values()) + f"{_phase(r['q_star'], r['chi_1']):>10}")
+        print("".join(f"{v:>10.4g}" for v in r.values()) + f"{phase(r['q_star'], r['chi_1']):>10}")
     return 0
 
 
