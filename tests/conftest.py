@@ -118,19 +118,24 @@ FAST = [  # shrink the classic run to seconds on the tiny data
 ]
 
 
+_COMPOSED: dict[tuple[str, ...], DictConfig] = {}  # Hydra's compose takes ~65 ms; a deep copy ~4 ms
+
+
 @pytest.fixture
 def make_cfg(tiny_mnist: Path, tmp_path: Path) -> Callable[..., DictConfig]:
     """compose(overrides) -> a config as `python train.py <overrides>` would see it, run dir `out` or tmp_path."""
     ClaimRunDir()  # registers the resolver that names run dirs, as Hydra does when it builds its callbacks
 
     def _make(*overrides: str, fast: bool = True, out: Path | None = None) -> DictConfig:
-        GlobalHydra.instance().clear()
-        with initialize_config_dir(CONF_DIR, version_base="1.3"):
-            cfg = compose(
-                "train",
-                overrides=[f"data.data_dir={tiny_mnist}", *(FAST if fast else []), *overrides],
-                return_hydra_config=True,
-            )
+        items = (f"data.data_dir={tiny_mnist}", *(FAST if fast else []), *overrides)
+        base = _COMPOSED.get(items)
+        if base is None:
+            GlobalHydra.instance().clear()
+            with initialize_config_dir(CONF_DIR, version_base="1.3"):
+                base = compose("train", overrides=list(items), return_hydra_config=True)
+            if not any("searchpath" in o and str(USER_CONF) not in o for o in items):  # a test's own configs change
+                _COMPOSED[items] = base
+        cfg = copy.deepcopy(base)  # the same overrides compose the same config: Hydra's compose is the slow part
         with open_dict(cfg):
             cfg.hydra.runtime.output_dir = str(out or tmp_path)
             cfg.hydra.job.num = 0

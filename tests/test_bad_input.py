@@ -8,6 +8,7 @@ Every row also runs through the command line (slow).
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -120,12 +121,51 @@ BAD = {  # name: (overrides, where, what the one line must say); {tmp} = a temp 
         "cannot build the model (model=mlp act=relu init=raising): KeyError: 'gain'",
     ),
     "a negative sigma_w2": (["init=gaussian", "init.sigma_w2=-1"], "config", "init.sigma_w2=-1 is not allowed"),
+    "a misspelt init setting": (["+init.calibarte=1"], "config", "init.calibarte is not a setting of init (a typo?)"),
+    "an activation that needs arguments": (  # Hydra's reason is on its message's second line: it must be kept
+        ["act._target_=torch.nn.Linear"],
+        "run",
+        "'initlab.models.MLP': TypeError(\"Linear.__init__() missing 2 required positional arguments",
+    ),
     "a list of inits": (["init=[kaiming,lecun]"], "config", "init=['kaiming', 'lecun'] is not allowed: one choice"),
     # trainer, loggers, callbacks
     "max epochs 0": (["trainer.max_epochs=0"], "config", "trainer.max_epochs=0 is not allowed: an integer >= 1"),
     "max steps -5": (["trainer.max_steps=-5"], "config", "trainer.max_steps=-5 is not allowed: an integer >= 1 or"),
     "val check 0": (["trainer.val_check_interval=0"], "config", "trainer.val_check_interval=0 is not allowed"),
     "val check 1.5": (["trainer.val_check_interval=1.5"], "config", "trainer.val_check_interval=1.5 is not"),
+    "val check a fraction with epochs off": (  # validation counts global steps (check_val_every_n_epoch: null)
+        ["trainer.val_check_interval=0.5"],
+        "config",
+        "trainer.val_check_interval=0.5 is not allowed: a whole number of steps while",
+    ),
+    "max time a word": (["trainer.max_time=abc"], "config", "trainer.max_time='abc' is not allowed: one of None or a"),
+    "max time of two parts": (["trainer.max_time='1:30'"], "config", "trainer.max_time='1:30' is not allowed"),
+    "max time negative": (["trainer.max_time='-1:00:00:00'"], "config", "trainer.max_time='-1:00:00:00' is not"),
+    "max time zero": (["trainer.max_time=00:00:00:00"], "config", "trainer.max_time='00:00:00:00' is not allowed"),
+    "max time a zero dict": (["trainer.max_time={hours:0}"], "config", "trainer.max_time={'hours': 0} is not"),
+    "an optimizer that does not exist": (
+        ["optimizer._target_=torch.optim.Bogus"],
+        "run",
+        "optimizer._target_='torch.optim.Bogus' cannot be imported",
+    ),
+    "a callback that is not one": (
+        ["+callbacks.evil={_target_:builtins.print}"],
+        "run",
+        "callbacks.evil: TypeError: builtins.print built NoneType, not a Lightning Callback",
+    ),
+    "a logger that is not one": (
+        ["+logger.evil={_target_:builtins.dict}"],
+        "run",
+        "logger.evil: TypeError: builtins.dict built dict, not a Lightning Logger",
+    ),
+    "an MLflow store that is a directory": (
+        ["logger=mlflow", "logger.mlflow.tracking_uri=sqlite:///{tmp}/store"],
+        "config",
+        "is not allowed: one of None or a SQLite file, and ",  # ... {tmp}/store is a directory
+    ),
+    "tuning the seed": (["summary.tune=seed"], "config", "summary.tune='seed' is not allowed: one of None or a swept"),
+    "a misspelt summary setting": (["+summary.tunes=optimizer.lr"], "config", "summary.tunes is not a setting of"),
+    "a search without -m": (["hparams_search=optuna"], "cli", "hparams_search=optuna searches over many runs: add -m"),
     "log every 0": (["trainer.log_every_n_steps=0"], "config", "trainer.log_every_n_steps=0 is not allowed"),
     "no devices": (["trainer.devices=0"], "config", "trainer.devices=0 is not allowed"),
     "a quantum accelerator": (["trainer.accelerator=quantum"], "config", "trainer.accelerator='quantum' is not"),
@@ -184,6 +224,7 @@ def broken_files(tmp: Path) -> None:
             (raw / "t10k-images-idx3-ubyte").unlink()
             os.mkfifo(raw / "t10k-images-idx3-ubyte")
     (tmp / "file").write_text("not a directory, not a checkpoint")
+    (tmp / "store").mkdir()  # where a SQLite file should be
     os.mkfifo(tmp / "pipe")
     (tmp / "broken" / "init").mkdir(parents=True)
     (tmp / "broken" / "init" / "bad.yaml").write_text("weight: [unclosed\n")
@@ -225,12 +266,15 @@ def test_the_command_line_answers_in_one_line_and_leaves_no_run_dir(
 
 @pytest.mark.parametrize(
     "override",
-    ["seed=0", "seed=4294967295", "model.hidden_dims=[]", "trainer.max_steps=-1", "trainer.val_check_interval=0.5",
-     "trainer.devices=auto", "num_threads=auto", "+trainer.precision=bf16-mixed", "optimizer.momentum=0",
-     "optimizer.lr=${optimizer.momentum}", "++trainer.limit_train_batches=0.5", "logger=[tensorboard,csv]"],
+    ["seed=0", "seed=4294967295", "model.hidden_dims=[]", "trainer.max_steps=-1",
+     "trainer.val_check_interval=0.5 trainer.check_val_every_n_epoch=1", "trainer.max_time=00:00:00:01",
+     "trainer.max_time={minutes:30}", "trainer.devices=auto", "num_threads=auto", "+trainer.precision=bf16-mixed",
+     "optimizer.momentum=0", "optimizer.lr=${optimizer.momentum}", "++trainer.limit_train_batches=0.5",
+     "logger=[tensorboard,csv]", "init=gaussian +init.my_scale=2 init.sigma_w2=${init.my_scale}",
+     "summary.tune=optimizer.lr", "+scheduler.frequency=2"],
 )  # fmt: skip
 def test_legitimate_settings_pass(make_cfg, override: str) -> None:
-    cfg = make_cfg(override)
+    cfg = make_cfg(*override.split(" "))
     validate(cfg, listed(cfg.hydra.overrides.task))
 
 
@@ -251,6 +295,19 @@ def test_every_shipped_numeric_setting_has_a_rule(make_cfg) -> None:
                 elif isinstance(node, int | float) and not isinstance(node, bool) and path not in RULES:
                     unchecked.append(path)
     assert not unchecked, unchecked
+
+
+@pytest.mark.parametrize(("overrides", "multirun", "message"), [
+    (["hparams_search=optuna", "hydra.sweeper.n_trials=0"], True, "hydra.sweeper.n_trials=0 is not allowed"),
+    (["hparams_search=optuna", "hydra.sweeper.n_jobs=-1"], True, "hydra.sweeper.n_jobs=-1 is not allowed"),
+    (["hparams_search=optuna"], False, "hparams_search=optuna searches over many runs: add -m"),
+])  # fmt: skip
+def test_what_hydra_reads_before_any_job_is_checked(make_cfg, overrides: list[str], multirun: bool, message: str):
+    from initlab.run.checks import launch
+
+    with pytest.raises(InitLabError, match=re.escape(message)):
+        launch(make_cfg(*overrides), multirun=multirun)
+    launch(make_cfg("hparams_search=optuna"), multirun=True)  # a search, under -m: fine
 
 
 @pytest.mark.slow

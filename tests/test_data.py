@@ -4,6 +4,9 @@ import errno
 import gzip
 import os
 import pickle
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -301,3 +304,106 @@ def test_missing_cifar10_without_download_names_the_folder(tmp_path: Path) -> No
     with pytest.raises(DataError, match=r"CIFAR-10 not found in .*cifar-10-batches-py \(missing data_batch_1.*"
                                         r"download=false; point data.data_dir="):  # fmt: skip
         load(tmp_path, download=False)
+
+
+def memo_bomb(levels: int, width: int, top: int) -> list:
+    """A nested list of top x width^(levels - 1) ints that holds only `levels` lists in memory: each level is
+    `width` references to the one below, so pickle writes it as a few KB of memo references (BINGET)."""
+    nest: list = [7] * width
+    for _ in range(levels - 2):
+        nest = [nest] * width
+    return [nest] * top
+
+
+def _read_batch_in_a_child(path: Path) -> tuple[float, str]:
+    """(seconds read_batch took to refuse `path`, its line), in a child process: a reader that walks a bomb
+    runs for hours in C, where no signal but SIGKILL (subprocess.run's timeout) stops it."""
+    code = ("import sys, time; from pathlib import Path; from initlab.data.cifar10 import read_batch\n"
+            "from initlab.errors import DataError\nt = time.perf_counter()\ntry:\n    read_batch(Path(sys.argv[1]))\n"
+            "except DataError as e:\n    print(f'{time.perf_counter() - t:.3f} {e}')")  # fmt: skip
+    child = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=30)
+    seconds, _, line = child.stdout.strip().partition(" ")
+    assert child.returncode == 0 and "\n" not in line, child.stdout + child.stderr
+    return float(seconds), line
+
+
+@pytest.mark.parametrize("where", ["data", "labels"])
+def test_a_cifar_memo_bomb_is_refused_before_any_conversion(tmp_path: Path, where: str) -> None:
+    """8 KB of pickle standing for a nested list of 1e12 ints (1000^4): refused by its type at once, not walked."""
+    path = tmp_path / "test_batch"
+    if where == "data":
+        batch = {b"data": memo_bomb(4, 1000, 1000), b"labels": [0] * 1000}
+    else:  # valid pixels; labels of the right count, each a list of 1e9 ints
+        batch = {b"data": np.zeros((10, 3072), dtype=np.uint8), b"labels": memo_bomb(4, 1000, 10)}
+    path.write_bytes(pickle.dumps(batch, protocol=2))
+    assert path.stat().st_size < 40_000
+    seconds, line = _read_batch_in_a_child(path)
+    expected = "its b'data' is a list;" if where == "data" else r"its b'labels'\[0\] is a list;"
+    assert re.search(rf"test_batch is not a CIFAR-10 batch file: {expected}", line), line
+    assert seconds < 0.5, line
+
+
+@pytest.mark.parametrize(
+    ("edit", "problem"),
+    [
+        (lambda b: {**b, b"data": b[b"data"].astype(np.float64) + 300.7},
+         r"its b'data' is an array of float64; .*uint8"),
+        (lambda b: {**b, b"data": b[b"data"].astype(object)}, r"its b'data' is an array of object; .*uint8"),
+        (lambda b: {**b, b"data": b[b"data"].astype(np.int64)}, r"its b'data' is an array of int64; .*uint8"),
+        (lambda b: {**b, b"labels": np.array(b[b"labels"], dtype=object)}, r"its b'labels' is an array of object"),
+        (lambda b: {**b, b"labels": [0.0] * 10}, r"its b'labels'\[0\] is 0\.0; .*list of ints"),
+        (lambda b: {**b, b"labels": [0] * 9 + [True]}, r"its b'labels'\[9\] is True; .*list of ints"),
+        (lambda b: {**b, b"labels": tuple(b[b"labels"])}, r"its b'labels' is a tuple; .*list of ints"),
+        (lambda b: {b"data": b[b"data"]}, r"it has no b'labels' entry"),
+    ],
+    ids=["float pixels", "object pixels", "int64 pixels", "object labels", "float labels", "bool label", "tuple",
+         "no labels"],
+)  # fmt: skip
+def test_a_cifar_batch_of_the_wrong_types_is_one_line(tmp_path: Path, edit, problem: str) -> None:
+    from initlab.data.cifar10 import read_batch
+
+    good = {b"data": np.full((10, 3072), 200, dtype=np.uint8), b"labels": [int(v) for v in np.arange(10) % 10]}
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(pickle.dumps(edit(good), protocol=2))
+    with pytest.raises(DataError, match=rf"data_batch_1 is not a CIFAR-10 batch file: {problem}.*data.download=true"
+                       ) as e:  # fmt: skip
+        read_batch(path)
+    one_line(e)
+    path.write_bytes(pickle.dumps({**good, b"labels": np.arange(10) % 10}, protocol=2))  # an int array is fine too
+    x, y = read_batch(path)
+    assert x.shape == (10, 3, 32, 32) and x.dtype == np.uint8 and int(x.max()) == 200 and y.tolist() == list(range(10))
+
+
+def _blobs_data(target: str) -> "ImageData":  # noqa: F821
+    from initlab.data.datamodule import ImageData
+
+    return ImageData({"_target_": target}, [2, 8, 8], 3, batch_size=50, eval_batch_size=100, val_size=100)
+
+
+@pytest.mark.parametrize(
+    ("target", "problem"),
+    [
+        ("load_blobs_int64", r"gave training images of dtype int64 \(values 0\.\.1000\); images must be uint8 "
+                             r"\(pixels 0\.\.255\) or float"),
+        ("load_blobs_nan", r"gave test image 7 with a pixel of nan; float images must be finite"),
+    ],
+    ids=["int64", "nan"],
+)  # fmt: skip
+def test_a_users_images_must_be_uint8_or_finite_float(target: str, problem: str) -> None:
+    with pytest.raises(DataError, match=rf"^data.load \(tests.user_models.{target}\) {problem}$") as e:
+        _blobs_data(f"tests.user_models.{target}").setup()
+    one_line(e)
+    dm = _blobs_data("tests.user_models.load_blobs")  # the same images as float 0..1: fine
+    dm.setup()
+    assert dm.splits["train"][0].dtype == torch.float32
+
+
+def test_a_users_load_that_raises_is_one_line_naming_it() -> None:
+    """An OSError from the user's load is theirs, not the run dir's: the line names data.load and what it raised."""
+    dm = _blobs_data("tests.user_models.load_missing")
+    for call in (dm.prepare_data, dm.setup):
+        with pytest.raises(DataError, match=r"^data.load=tests.user_models.load_missing failed: FileNotFoundError: "
+                           r"no blobs.npz in data$") as e:  # fmt: skip
+            call()
+        one_line(e)
+        assert not isinstance(e.value, OSError) and isinstance(e.value.__cause__, FileNotFoundError)

@@ -101,3 +101,58 @@ def test_the_edge_of_chaos_composes_on_cifar10(make_cfg) -> None:
     cfg = make_cfg("experiment=edge_of_chaos", "data=cifar10")
     assert list(cfg.data.image_shape) == [3, 32, 32] and cfg.model.image_shape == [3, 32, 32]
     assert cfg.init.sigma_b2 == 0.05 and cfg.hydra.sweeper.params["model.depth"]
+
+
+@pytest.mark.parametrize(
+    ("data", "line"),
+    [
+        ("blobs_missing", "data.load=tests.user_models.load_missing failed: FileNotFoundError: no blobs.npz in "),
+        ("blobs_int64", "data.load (tests.user_models.load_blobs_int64) gave training images of dtype int64 "
+                        "(values 0..1000); images must be uint8 (pixels 0..255) or float"),
+    ],
+    ids=["raises", "int64"],
+)  # fmt: skip
+def test_a_users_data_set_that_fails_is_one_line_naming_its_load(make_cfg, data: str, line: str) -> None:
+    from initlab.errors import DataError
+
+    with pytest.raises(DataError) as e:
+        run(make_cfg(USER, f"data={data}"))
+    assert str(e.value).startswith(line) and "\n" not in str(e.value)
+
+
+@pytest.mark.slow
+def test_a_users_load_that_raises_an_oserror_is_blamed_on_the_load_not_the_run_dir(tmp_path: Path) -> None:
+    from tests.conftest import run_cli
+
+    out = tmp_path / "run"
+    cli = run_cli(USER, "data=blobs_missing", "trainer.enable_progress_bar=false", f"hydra.run.dir={out}")
+    lines = cli.stderr.strip().splitlines()
+    assert cli.returncode == 1 and "Traceback" not in cli.stderr, cli.stderr
+    assert lines[-1].endswith("- data.load=tests.user_models.load_missing failed: FileNotFoundError: no blobs.npz "
+                              "in data")  # fmt: skip
+    assert str(out) not in lines[-1] and not out.exists()  # the run dir is not blamed, and not left behind
+
+
+def test_the_cnn_names_the_smallest_images_it_takes() -> None:
+    """LeNet's two 5x5 convs and 2x2 pools need 12x12 (12 -> 6 -> 2 -> 1); the README's 2x8x8 blobs are refused."""
+    from torch import nn
+
+    from initlab.models import CNN
+
+    for shape, found in (((2, 8, 8), "8x8"), ((1, 11, 28), "11x28"), ((3, 32, 11), "32x11")):
+        with pytest.raises(ValueError, match=rf"^CNN needs images of at least 12x12 \(two 5x5 convolutions and 2x2 "
+                           rf"pools\); this data's are {found}$"):  # fmt: skip
+            CNN(nn.ReLU, image_shape=shape, num_classes=3)
+    assert CNN(nn.ReLU, image_shape=(1, 28, 28)).fc1.in_features == 16 * 5 * 5  # the published LeNet: unchanged
+    assert CNN(nn.ReLU, image_shape=(2, 12, 12), num_classes=3).fc1.in_features == 16 * 1 * 1  # the smallest
+    with pytest.raises(ValueError, match=r"at least 32x32 \(three 5x5 convolutions and 2x2 pools\); .* 28x28$"):
+        CNN(nn.ReLU, image_shape=(1, 28, 28), channels=(6, 16, 32))
+
+
+def test_the_cnn_on_too_small_a_data_set_is_one_line(make_cfg) -> None:
+    from initlab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"cannot build the model \(model=cnn .*CNN needs images of at least 12x12 "
+                       r"\(two 5x5 convolutions and 2x2 pools\); this data's are 8x8") as e:  # fmt: skip
+        build(make_cfg(USER, "data=blobs", "model=cnn"))
+    assert "\n" not in str(e.value)

@@ -106,6 +106,26 @@ def test_a_full_disk_is_one_line_and_leaves_no_half_file(tiny_mnist: Path, tmp_p
         subprocess.run(["umount", str(disk)], check=False)
 
 
+def test_a_disk_that_fills_at_any_point_of_start_up_is_one_line(tiny_mnist: Path, tmp_path: Path) -> None:
+    """Hydra's own files, the log, TensorBoard's event file (a writer thread), the first checkpoint: whichever
+    does not fit, one line says so, and what is left is either nothing or a failed record."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)]).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        for free_kb in (4, 12, 16, 20, 24, 32):
+            (disk / "fill").write_bytes(bytes((64 - free_kb) * 1024))
+            proc = run_cli(f"data.data_dir={tiny_mnist}", *FAST, "model.hidden_dims=[10]", f"hydra.run.dir={disk}/run")
+            said = [line for line in proc.stderr.splitlines() if "ERROR" in line or line.startswith("cannot start")]
+            assert proc.returncode == 1 and len(said) == 1 and "No space left on device" in said[0], proc.stderr
+            assert "Traceback" not in proc.stderr and "Exception in thread" not in proc.stderr
+            assert not (disk / "run").exists() or record(disk / "run")["status"] == "failed", free_kb
+            subprocess.run(["rm", "-rf", str(disk / "run"), str(disk / "fill")], check=True)
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
+
+
 def test_interrupted_sweep_records_everything_and_resumes(tiny_mnist: Path, tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     grid = ["-m", "init=lecun,kaiming,xavier", "act=tanh,relu", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]

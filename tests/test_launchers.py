@@ -1,11 +1,15 @@
 """Scaling out on existing engines: sweeps through joblib and submitit, and Lightning DDP on CPU (gloo)."""
 
 import json
+import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import FAST, run, run_cli
+from tests.conftest import FAST, run, run_cli, start
 
 pytestmark = pytest.mark.slow
 
@@ -49,3 +53,24 @@ def test_ddp_counts_every_sample_once_and_batches_are_per_process(make_cfg, tiny
                           "+trainer.strategy=auto", out=tmp_path / "eval"))  # fmt: skip
     assert single["test/acc"] == ddp["test/acc"] and single["val/acc"] == ddp["val/acc"]
     assert single["test/loss"] == pytest.approx(ddp["test/loss"], rel=1e-6)
+
+
+def test_a_joblib_worker_killed_fails_the_sweep_with_its_summary(tiny_mnist: Path, tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    long = ["data.batch_size=1", "data.val_size=100", "trainer.max_epochs=8", "trainer.val_check_interval=100",
+            "trainer.enable_progress_bar=false"]  # fmt: skip
+    proc = start("-m", "init=lecun,kaiming", "act=tanh,relu", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+                 f"data.data_dir={tiny_mnist}", *long, f"hydra.sweep.dir={sweep}")  # fmt: skip
+    end = time.monotonic() + 120
+    while not list(sweep.glob("*/checkpoints/last.ckpt")):
+        assert proc.poll() is None and time.monotonic() < end, proc.communicate()[1][-3000:]
+        time.sleep(0.05)
+    workers = subprocess.run(
+        ["pgrep", "-P", str(proc.pid), "-f", "LokyProcess"], capture_output=True, text=True
+    ).stdout.split()
+    os.kill(int(workers[-1]), signal.SIGKILL)  # as the OOM killer would
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1 and "Traceback" not in err, err[-3000:]
+    assert "sweep stopped: TerminatedWorkerError" in err
+    rows = (sweep / "summary.csv").read_text().splitlines()[1:]
+    assert len(rows) == 4 and not all(",ok," in r for r in rows)  # every planned job listed, the lost ones not ok

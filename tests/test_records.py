@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from initlab.errors import OutputError
+from initlab.errors import ConfigError, OutputError
 from initlab.files import write_atomic, write_json_atomic
 from initlab.module import Classifier
 from initlab.run.record import judge
@@ -84,6 +84,25 @@ def test_a_nan_loss_stops_training_and_the_record_is_strict_json(make_cfg, tmp_p
     assert record["status"] == "diverged" and record["steps"] < 25  # stopped at the first NaN it logged
     metrics = json.loads((tmp_path / "metrics.json").read_text())  # strict JSON: NaN became null
     assert metrics["status"] == "diverged" and metrics["train/loss"] is None and "NaN" in metrics["reason"]
+
+
+def test_weights_that_start_infinite_are_diverged_and_their_histograms_skipped(make_cfg, tmp_path: Path) -> None:
+    record = run(make_cfg("init=gaussian", "init.sigma_w2=1e300", "callbacks.diagnostics.histogram_every_n_steps=1"))
+    assert record["status"] == "diverged" and "NaN" in record["reason"]
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tags = EventAccumulator(str(tmp_path), size_guidance={"histograms": 0}).Reload().Tags()
+    assert tags["histograms"] == []  # std 1e149 is inf in float32: inf and nan have no bins, so none are drawn
+    assert "diag/act1/act_std" in tags["scalars"]  # the run went on to its verdict
+
+
+def test_a_calibration_that_raises_is_one_line_in_a_failed_record(make_cfg, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        run(make_cfg("+init.calibrate={_target_:math.sqrt}"))  # sqrt(net, x): a TypeError on the first batch
+    assert str(info.value).startswith("init.calibrate (math.sqrt) failed on the first training batch: TypeError")
+    assert "\n" not in str(info.value)
+    record = json.loads((tmp_path / "metrics.json").read_text())
+    assert record["status"] == "failed" and "init.calibrate (math.sqrt)" in record["error"]
 
 
 @pytest.mark.parametrize(("final", "status"), [(4.5, "ok"), (4.7, "diverged"), (50.0, "diverged"), (1.0, "ok")])

@@ -95,3 +95,113 @@ def test_a_sweep_writes_its_report_and_it_renders_in_chromium(tiny_mnist: Path, 
                     f"--screenshot={shot}", "--window-size=1200,2400", (sweep / "report.html").as_uri()],
                    check=True, capture_output=True, timeout=120)  # fmt: skip
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000  # a page, not a blank
+
+
+def tuned_sweep(root: Path, inits: tuple[str, ...] = ("lecun", "kaiming")) -> Path:
+    """inits x lr 0.03, 0.3 x seeds 0, 1 with summary.tune=optimizer.lr; lr 0.3 has the better val/acc."""
+    for init in inits:
+        for lr in ("0.03", "0.3"):
+            for seed in (0, 1):
+                acc = {"lecun": 0.95, "kaiming": 0.96}[init] + 0.005 * seed - (0.1 if lr == "0.03" else 0)
+                m = {"init": init, "act": "relu", "seed": seed, "status": "ok", "test/acc": acc, "val/acc": acc}
+                fake_job(root, [f"init={init}", f"optimizer.lr={lr}", f"seed={seed}"], m)
+    task = [f"init={','.join(inits)}", "optimizer.lr=0.03,0.3", "seed=0,1"]
+    write_multirun(root, task, summary={"tune": "optimizer.lr"})
+    return root
+
+
+def errors(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+
+
+@pytest.mark.parametrize("where", ["read-only", "a directory", "no parent"])
+def test_an_out_that_cannot_be_written_is_one_line_and_exit_1(tmp_path: Path, caplog, monkeypatch, where) -> None:
+    import errno
+    import tempfile
+
+    root = tuned_sweep(tmp_path / "sweep")
+    out = {"read-only": tmp_path / "ro" / "x.html", "a directory": tmp_path / "ro",
+           "no parent": tmp_path / "nope" / "x" / "y.html"}[where]  # fmt: skip
+    (tmp_path / "ro").mkdir()
+    if where == "read-only":  # as a read-only mount answers (root writes through any mode bits)
+
+        def refuse(*args: object, **kwargs: object) -> None:
+            raise OSError(errno.EROFS, "Read-only file system")
+
+        monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    assert report_main([str(root), "--out", str(out)]) == 1  # no OutputError traceback
+    (line,) = errors(caplog)
+    assert line.startswith(f"--out={out}") and "\n" not in line
+    assert {"read-only": "Read-only file system", "a directory": "is a directory",
+            "no parent": f"its folder {out.parent} does not exist"}[where] in line  # fmt: skip
+    assert list((tmp_path / "ro").iterdir()) == [] and not (tmp_path / "nope").exists()  # nothing left
+
+
+def test_a_tuned_sweep_gathers_with_a_single_run_and_an_untuned_sweep(tmp_path: Path, caplog) -> None:
+    tuned = tuned_sweep(tmp_path / "tuned")
+    run_dir = fake_job(tmp_path / "runs", ["init=kaiming"], {"init": "kaiming", "act": "relu", "seed": 0,
+                       "status": "ok", "test/acc": 0.99, "val/acc": 0.99})  # fmt: skip
+    untuned = tmp_path / "untuned"
+    for seed, acc in ((0, 0.97), (1, 0.975)):
+        m = {"init": "xavier", "act": "relu", "seed": seed, "status": "ok", "test/acc": acc, "val/acc": acc}
+        fake_job(untuned, ["init=xavier", f"seed={seed}"], m)
+    write_multirun(untuned, ["init=xavier", "seed=0,1"])
+    out = tmp_path / "study.html"
+    assert report_main([str(tuned), str(run_dir), str(untuned), "--out", str(out)]) == 0  # no IndexError
+    page = out.read_text()
+    assert '<tr><td>kaiming</td><td class="near">96.25 ± 3.18 @0.3 (edge)</td></tr>' in page  # tuned, as before
+    assert '<tr><td>xavier</td><td class="best">97.25 ± 3.18</td></tr>' in page  # no lr swept: shown untuned
+    assert "<td>xavier</td><td>test acc</td><td>– (not swept there: untuned)</td><td>2</td>" in page
+    # the single run (kaiming, lr not known) cannot stand at the kaiming cell's chosen lr: left out, and said so
+    assert f"{run_dir}: no optimizer.lr (not swept there); left out of their cell" in caplog.text
+    assert report_main([str(untuned), str(tuned), "--out", str(out)]) == 0  # the untuned sweep first: the same
+    assert '<tr><td>xavier</td><td class="best">97.25 ± 3.18</td></tr>' in out.read_text()
+
+
+def test_a_tune_that_was_not_swept_is_refused_and_writes_nothing(tmp_path: Path, caplog) -> None:
+    root = tuned_sweep(tmp_path / "sweep")
+    write_summary(root)  # the sweep's own files: tuned over optimizer.lr
+    names = ("summary.csv", "cells.csv", "summary.md", "summary.png", "report.html")
+    before = {n: (root / n).read_bytes() for n in names}
+    for key in ("optimizer.momentum", "nope"):
+        caplog.clear()
+        assert report_main([str(root), "--tune", key]) == 1
+        (line,) = errors(caplog)
+        assert line == f"--tune={key} is not a swept key of {root} (swept: init, optimizer.lr); give one of those"
+        assert {n: (root / n).read_bytes() for n in names} == before  # the tuned files stand
+    out = tmp_path / "study.html"
+    assert report_main([str(root), "--tune", "nope", "--out", str(out)]) == 1 and not out.exists()
+    other = tmp_path / "other"  # two dirs, the second did not sweep the key: the first is not written either
+    fake_job(other, ["init=xavier"], {"init": "xavier", "act": "relu", "seed": 0, "status": "ok", "test/acc": 0.9})
+    write_multirun(other, ["init=xavier"])
+    (root / "summary.md").unlink()
+    assert report_main([str(root), str(other), "--tune", "optimizer.lr"]) == 1
+    assert not (root / "summary.md").exists() and not (other / "summary.md").exists()
+    assert f"--tune=optimizer.lr is not a swept key of {other}" in errors(caplog)[-1]
+
+
+def test_tuning_the_seed_is_refused(tmp_path: Path, caplog) -> None:
+    root = tuned_sweep(tmp_path / "sweep")
+    assert report_main([str(root), "--tune", "seed"]) == 1 and not (root / "summary.md").exists()
+    (line,) = errors(caplog)
+    assert line == (f"--tune=seed: cannot tune the seed: each cell would be its luckiest seed; give a swept setting "
+                    f"of {root} (swept: init, optimizer.lr)")  # fmt: skip
+
+
+def test_the_same_sweep_twice_is_counted_once(tmp_path: Path, caplog) -> None:
+    a = sweep_with_diagnostics(tmp_path / "a")
+    b = tmp_path / "b"
+    shutil.copytree(a, b)  # a copy: the same settings and the same seeds
+    c = tmp_path / "c"  # a new seed of kaiming/tanh: a seed more
+    m = {"init": "kaiming", "act": "tanh", "seed": 2, "status": "ok", "test/acc": 0.97, "val/acc": 0.97}
+    fake_job(c, ["init=kaiming", "act=tanh", "seed=2"], m)
+    write_multirun(c, ["init=kaiming", "act=tanh", "seed=2"])
+    out = tmp_path / "study.html"
+    assert report_main([str(a), str(b), "--out", str(out)]) == 0
+    page = out.read_text()
+    assert "96.25 ± 3.18" in page and "12 jobs, 4 cells, 2 seed(s)" in page  # as a alone: 2 seeds, not 4
+    assert "12 jobs repeat another's settings and seed and are counted once" in page
+    assert "b/init=kaiming,act=relu,seed=1 repeats a/init=kaiming,act=relu,seed=1 (same settings, seed 1)" in page
+    assert "b/init=kaiming,act=relu,seed=1 repeats a/init=kaiming,act=relu,seed=1" in caplog.text
+    assert report_main([str(a), str(b), str(c), "--out", str(out)]) == 0
+    assert "96.50 ± 1.24" in out.read_text()  # kaiming/tanh: 0.96, 0.965 (once each) and 0.97: 3 seeds

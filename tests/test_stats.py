@@ -46,3 +46,12 @@ def test_holm_steps_down_and_stops() -> None:
     assert holm([0.01, 0.04, 0.03, 0.005]) == [True, False, False, True]
     assert holm([0.02, 0.02]) == [True, True] and holm([0.06]) == [False]
     assert holm([0.01, 0.02, 0.03]) == [True, True, True]  # Holm, not Bonferroni (0.02 > 0.05 / 3)
+
+
+@pytest.mark.parametrize("bad", [float("inf"), float("-inf"), float("nan")])
+def test_a_statistic_of_a_non_finite_value_is_refused(bad: float) -> None:
+    with pytest.raises(ValueError, match="finite"):  # not AttributeError from statistics.stdev, nor a nan to print
+        mean_ci([0.9, bad])
+    with pytest.raises(ValueError, match="finite"):
+        welch_p([0.9, 0.91], [0.8, bad])
+    assert mean_ci([0.9, 0.92])[0] == pytest.approx(0.91)  # finite values: as before

@@ -180,7 +180,8 @@ def test_every_planned_job_that_never_ran_is_listed_even_beside_one_that_did(tmp
 
 @pytest.mark.parametrize("bad", [[1, 2], "text", {"status": "ok", "test/acc": "high"},
                                  {"status": "ok", "test/acc": 0.9, "val_history": [[1, "x"]]},
-                                 {"status": "ok", "test/acc": 0.9, "val_history": "none"}])  # fmt: skip
+                                 {"status": "ok", "test/acc": 0.9, "val_history": "none"},
+                                 {"status": "ok", "test/acc": 0.9, "val/acc": 97.0}])  # fmt: skip
 def test_a_malformed_record_is_named_and_the_summary_goes_on(tmp_path: Path, caplog, bad: object) -> None:
     good = {"init": "lecun", "act": "relu", "seed": 0, "status": "ok", "test/acc": 0.9, "val/acc": 0.9}
     fake_job(tmp_path, ["init=lecun"], good)
@@ -199,3 +200,51 @@ def test_the_seed_count_counts_seeds_that_ran(tmp_path: Path) -> None:
     write_summary(tmp_path)
     md = (tmp_path / "summary.md").read_text()
     assert "over 3 seeds" in md and "over 4 seeds" not in md and md.count("- not run:") == 3
+
+
+def two_seed_sweep(root: Path, odd: dict) -> Path:
+    """lecun and kaiming x seeds 0, 1; kaiming seed 0's record is `odd` over a good one."""
+    for init in ("lecun", "kaiming"):
+        for seed in (0, 1):
+            acc = {"lecun": 0.95, "kaiming": 0.96}[init] + 0.005 * seed
+            m = {"init": init, "act": "relu", "seed": seed, "status": "ok", "test/acc": acc, "val/acc": acc}
+            fake_job(root, [f"init={init}", f"seed={seed}"], m | odd if (init, seed) == ("kaiming", 0) else m)
+    write_multirun(root, ["init=lecun,kaiming", "seed=0,1"])
+    return root
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_a_non_finite_test_acc_is_named_and_listed_as_diverged(tmp_path: Path, caplog, value: float) -> None:
+    root = two_seed_sweep(tmp_path, {"test/acc": value})  # JSON's NaN / Infinity, as json.dumps writes them
+    assert "NaN" in (root / "init=kaiming,seed=0" / "metrics.json").read_text() or value == float("inf")
+    write_summary(root)  # no traceback (inf used to reach statistics.stdev)
+    name = "init=kaiming,seed=0"
+    assert f"{root / name / 'metrics.json'}: test/acc={value}, not a finite number; the job is listed as diverged" in (
+        caplog.text
+    )
+    rows = {r["job"]: r for r in csv.DictReader((root / "summary.csv").open())}
+    assert (rows[name]["status"], rows[name]["test/acc"]) == ("diverged", "")  # not "ok" with nan
+    md = (root / "summary.md").read_text()
+    assert f"- diverged: `{name}`: test/acc={value} in its metrics.json (not a finite number)" in md
+    assert "| kaiming | **96.50 (diverged)** |" in md  # the one finite seed (0.965), n = 1; a seed diverged
+    assert f"<code>{name}</code>" in (root / "report.html").read_text().split("jobs diverged")[1]
+
+
+def test_a_malformed_status_or_seed_is_named_and_only_valid_seeds_count(tmp_path: Path, caplog) -> None:
+    root = two_seed_sweep(tmp_path, {"seed": "zero", "status": ["ok"], "test/acc": {"x": 1}})
+    fake_job(root, ["init=lecun", "seed=2"], {"init": "lecun", "act": "relu", "seed": 2, "status": "failed"})
+    write_summary(root)
+    md = (root / "summary.md").read_text()
+    where = root / "init=kaiming,seed=0" / "metrics.json"
+    assert f"{where}: seed is 'zero', not an integer in [0, 4294967295]; left out" in caplog.text
+    assert f"{where}: status is ['ok'], not one of ok, diverged, stopped, failed, interrupted, not run" in caplog.text
+    assert "over 3 seeds" in md and "over 4 seeds" not in md  # 0, 1 and 2 (the failed one ran): 'zero' is no seed
+    assert (
+        "- failed: `init=kaiming,seed=0`: metrics.json is malformed: status is ['ok'], not one of ok, diverged, "
+        "stopped, failed, interrupted, not run; test/acc is {'x': 1}, not a number; seed is 'zero'"
+    ) in md
+    assert "- failed: `init=lecun,seed=2`: its metrics.json gives no reason" in md  # the file is there
+    assert "no metrics.json" not in md
+    rows = {r["job"]: r for r in csv.DictReader((root / "summary.csv").open())}
+    assert rows["init=kaiming,seed=0"]["seed"] == "0"  # from the job's overrides, not 'zero'
+    assert "3 seed(s)" in (root / "report.html").read_text()

@@ -429,8 +429,13 @@ def test_cli_takes_a_users_yaml(capsys: pytest.CaptureFixture[str]) -> None:
         (["--sigma-b2", "11"], ["sigma_b2=11", "[0, 10]"]),
         (["--sigma-b2", "-1"], ["--sigma-b2", "'-1'", ">= 0"]),
         (["--frobnicate"], ["--frobnicate"]),
+        (["--act", "tests/user_conf/act/nan_act.yaml"], ["nan_act.yaml", "non-finite values (nan at x=-10)"]),
+        (["--act", "tests/user_conf/act/halving_act.yaml"],
+         ["halving_act.yaml", "must be elementwise (same shape out as in)", "[2, 21] into [2, 10]"]),
+        (["--act", "tests/user_conf/act/exp_act.yaml", "--sigma-w2", "1"],  # inf only past 709.8: found on the way
+         ["exp_act.yaml", "non-finite values (inf at x=7", "finite for every finite x"]),
     ],
-)
+)  # fmt: skip
 def test_cli_bad_arguments_give_one_line(argv: list[str], words: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert T.main(argv) == 1
     out, err = capsys.readouterr()
@@ -446,3 +451,22 @@ def test_cli_as_a_module_no_traceback() -> None:
     code = "import sys, initlab.theory; assert 'torch' not in sys.modules and 'scipy' not in sys.modules"
     quiet = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert quiet.returncode == 0 and quiet.stdout == "" and quiet.stderr == ""  # no side effects on import
+
+
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [("nan_act", "gives non-finite values (nan at x=-10)"), ("halving_act", "must be elementwise")],
+)
+def test_an_activation_the_theory_cannot_use_is_refused_when_loaded(name: str, words: str) -> None:
+    """A NaN activation once gave q* = 0, phase q->0 and critical sigma_w2 = nan, exit 0: wrong numbers."""
+    with pytest.raises(T.ActivationError) as e:
+        T.load_act(f"tests/user_conf/act/{name}.yaml")
+    assert words in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_checked_activation_gives_the_same_numbers() -> None:
+    (f, df), (f0, df0) = act("tanh"), phi(nn.Tanh())  # checked, and as the module gives them
+    x = np.linspace(-3, 3, 12).reshape(3, 4)
+    assert np.array_equal(f(x), f0(x)) and np.array_equal(df(x), df0(x))
+    with pytest.raises(T.ActivationError, match=r"non-finite values \(nan at x=0.5\)"):
+        T._checked(lambda u: np.where(u == 0.5, np.nan, u), "the activation", "mine")(np.array([0.0, 0.5]))

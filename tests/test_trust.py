@@ -100,6 +100,21 @@ CODE = {  # a callable that writes a file of the attacker's choice, and where in
     ),
     "a shipped target at another path": (("act",), {"_target_": "torch.nn.init.kaiming_normal_"}),
     "an interpolated target": (("act",), {"_target_": "${oc.env:EVIL_TARGET}"}),
+    "a target decoded from a string": (  # the unresolved config shows only a string here
+        ("act",),
+        {
+            "_target_": "torch.nn.ReLU",
+            "inplace": "${oc.decode:'{_target_: initlab.files.write_atomic, path: {victim}, data: owned}'}",
+        },
+    ),
+    "a target created from a string, deep in a shipped node": (
+        ("init", "weight"),
+        {
+            "_target_": "torch.nn.init.kaiming_normal_",
+            "_partial_": True,
+            "nonlinearity": "${oc.create:{_target_: initlab.files.write_atomic, path: {victim}, data: owned}}",
+        },
+    ),
 }
 
 
@@ -113,7 +128,7 @@ def test_a_checkpoint_runs_no_code_on_resume_or_evaluation(
     monkeypatch.setenv("EVIL_TARGET", "initlab.files.write_atomic")
     evil = crafted(uninterrupted, tmp_path, where, node)
     for extra in ([], ["train=false"]):
-        with pytest.raises(CheckpointError, match=rf"names _target_ .* at {'.'.join(where)}, which no config offers"):
+        with pytest.raises(CheckpointError, match=rf"names _target_ .* at {'.'.join(where)}[.\w]*, which no config "):
             run(make_cfg(f"ckpt_path={evil}", *extra, out=tmp_path / f"out{len(extra)}"))
     assert not victim.exists()
 
@@ -146,6 +161,17 @@ def test_a_crafted_checkpoint_cannot_choose_where_the_run_writes(make_cfg, unint
     assert not elsewhere.exists() and (tmp_path / "out" / "checkpoints" / "last.ckpt").is_file()
     best = torch.load(tmp_path / "out" / "checkpoints" / "best.ckpt", weights_only=True)
     assert "state_dict" in best  # a checkpoint of the run's own, not a copy of a file the checkpoint named
+
+
+def test_a_checkpoint_cannot_choose_where_data_is_downloaded_to(make_cfg, uninterrupted, tmp_path: Path) -> None:
+    from initlab.run.resume import merge
+
+    saved = torch.load(real_checkpoint(uninterrupted), weights_only=True)
+    saved["initlab"]["config"]["data"].update(data_dir="/chosen/by/the/checkpoint", download=True)
+    cfg = make_cfg("train=false", "data.download=false")
+    cfg.data.data_dir = "data"  # as a command that gives no data.data_dir composes it
+    merged, _ = merge(cfg, saved, ["train=false"], tmp_path / "crafted.ckpt")  # the command names neither key
+    assert (merged.data.data_dir, merged.data.download) == ("data", False)  # the command's, not the checkpoint's
 
 
 def test_a_malformed_run_record_is_one_line(make_cfg, uninterrupted, tmp_path: Path) -> None:

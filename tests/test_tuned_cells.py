@@ -142,3 +142,18 @@ def test_the_curve_of_a_cell_comes_from_its_chosen_lr(tmp_path: Path) -> None:
     line = next(line for line in tanh.lines if line.get_label() == "a")
     assert list(line.get_ydata()) == pytest.approx([80.0, 90.0])  # lr 0.1's mean val/acc, in %, at steps 10, 20
     assert [int(x) for x in line.get_xdata()] == [10, 20]
+
+
+def test_a_sweep_that_names_the_seed_as_its_tuned_key_is_not_tuned(tmp_path: Path, caplog) -> None:
+    """summary.tune=seed would show each cell at its luckiest seed: the table stays over all seeds, said in a line."""
+    for init in ("a", "b"):
+        for seed, acc in ((0, 0.90), (1, 0.95)):
+            m = {"init": init, "act": "relu", "seed": seed, "status": "ok", "val/acc": acc, "test/acc": acc}
+            fake_job(tmp_path, [f"init={init}", f"seed={seed}"], m)
+    write_multirun(tmp_path, ["init=a,b", "seed=0,1"], summary={"tune": "seed"})
+    write_summary(tmp_path)
+    assert "summary.tune=seed: cannot tune the seed: each cell would be its luckiest seed; nothing tuned" in caplog.text
+    md = (tmp_path / "summary.md").read_text()
+    assert "| a | **92.50 ± 31.77** |" in md and "@" not in md and "over 2 seeds" in md  # not 95.00 @1
+    rows = list(csv.DictReader((tmp_path / "cells.csv").open()))
+    assert [(r["tuned_key"], r["chosen"], r["n_seeds"]) for r in rows] == [("", "", "2"), ("", "", "2")]

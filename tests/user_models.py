@@ -64,3 +64,42 @@ def load_blobs(n_train: int = 400, n_test: int = 100, seed: int = 0) -> tuple[to
         return x.clamp(0, 1), y
 
     return (*split(n_train), *split(n_test))
+
+
+def load_blobs_int64() -> tuple[torch.Tensor, ...]:
+    """A user's load with a bug: the blobs as int64 'pixels' of 0..1000, neither uint8 (0..255) nor float."""
+    x, y, xt, yt = load_blobs()
+    return (x * 1000).long(), y, (xt * 1000).long(), yt
+
+
+def load_blobs_nan() -> tuple[torch.Tensor, ...]:
+    """A user's load with a bug: one test image holds a NaN pixel."""
+    x, y, xt, yt = load_blobs()
+    xt[7, 1, 2, 3] = float("nan")
+    return x, y, xt, yt
+
+
+def load_missing(data_dir: str) -> tuple[torch.Tensor, ...]:
+    """A user's load whose files are not there: an OSError without a file name, as a user's code raises it."""
+    raise FileNotFoundError(f"no blobs.npz in {data_dir}")
+
+
+class NanAct(nn.Module):
+    """A user's activation with a bug: NaN everywhere."""
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return z * float("nan")
+
+
+class HalvingAct(nn.Module):
+    """A user's 'activation' that is not elementwise: it drops the last half of the features."""
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return z[..., : z.shape[-1] // 2]
+
+
+class ExpAct(nn.Module):
+    """exp(z): finite near 0, inf past z = 709.8 in float64, where the theory's wide Gaussians reach."""
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.exp(z)

@@ -134,10 +134,11 @@ class LayerDiagnostics(pl.Callback):
             for lg in trainer.loggers:
                 if isinstance(lg, pl.loggers.TensorBoardLogger):
                     # 64 even bins: TensorBoard's default ~1500 log-spaced ones cost ~10 ms a histogram here
-                    for name, m in weighted(net):
-                        lg.experiment.add_histogram(f"diag/{name}/weight", m.weight, step, bins=64)
-                    for name, a in acts.items():
-                        lg.experiment.add_histogram(f"diag/{name}/activation", a, step, bins=64)
+                    for tag, values in [(f"{n}/weight", m.weight) for n, m in weighted(net)] + [
+                        (f"{n}/activation", a) for n, a in acts.items()
+                    ]:
+                        if torch.isfinite(values).all():  # inf/nan have no bins: the run is judged diverged
+                            lg.experiment.add_histogram(f"diag/{tag}", values, step, bins=64)
 
     def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer) -> None:
         if self._due(trainer.global_step, self.every):

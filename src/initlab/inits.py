@@ -22,8 +22,11 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
+from initlab.errors import ConfigError, describe
+
 log = logging.getLogger(__name__)
 BIAS_RULES = ("zero", "default")
+INIT_KEYS = ("weight", "bias", "variance", "calibrate")  # what apply_init and calibrate read from an init config
 WEIGHTED = ("Linear", "Conv1d", "Conv2d", "Conv3d")  # the layers an init fills (fan-in/out as torch computes)
 LAYER_ARGS = ("name", "index", "depth")  # what a weight function may ask for, besides the tensor
 _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
@@ -149,7 +152,11 @@ def calibrate(model: Any, init: dict[str, Any], x: Any) -> None:
     """Run the init's data-dependent step (init["calibrate"]) on a batch of inputs `x`."""
     from hydra.utils import instantiate
 
-    instantiate(init["calibrate"], _partial_=True)(model, x)
+    try:
+        instantiate(init["calibrate"], _partial_=True)(model, x)
+    except Exception as e:  # a user's calibration is code we cannot vouch for: name it, in one line
+        raise ConfigError(f"init.calibrate ({init['calibrate'].get('_target_')}) failed on the first training "
+                          f"batch: {describe(e)}") from e  # fmt: skip
 
 
 def lsuv(model: Any, x: Any, tol: float = 0.05, max_iter: int = 10) -> None:

@@ -270,10 +270,46 @@ def load_act(name: str) -> Act:
         cfg = OmegaConf.load(path)
         if not isinstance(cfg, DictConfig) or "_target_" not in cfg:
             raise ValueError("no _target_")
-        return phi(instantiate(cfg))
+        f, df = phi(instantiate(cfg))
     except Exception as e:  # a user's file: not YAML, no or a bad _target_, bad arguments
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise ValueError(f"--act {name!r}: cannot make an activation from {path}: {first}") from e
+    act = _checked(f, "the activation", name), _checked(df, "its derivative", name)
+    for fn in act:  # at once, on a 2-D grid: a NaN, or a shape that changes, is found before any number is printed
+        fn(_PROBE)
+    return act
+
+
+class ActivationError(ValueError):
+    """An activation the theory cannot use: not elementwise, or non-finite somewhere the theory looks."""
+
+
+_PROBE = np.linspace(-10.0, 10.0, 42).reshape(2, 21)  # (2, 21): both signs, 0 excluded (a kink's autograd)
+
+
+def _checked(fn: Fn, what: str, name: str) -> Fn:
+    """fn, refusing in one line (ActivationError) an output of another shape than its input, or a non-finite one:
+    every number the theory prints is a sum over such outputs, and a NaN among them makes it a wrong number."""
+
+    def run(x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        try:
+            y = np.asarray(fn(x))
+        except Exception as e:  # a user's module that fails on some input
+            first = (str(e).strip().splitlines() or [""])[0]
+            raise ActivationError(f"--act {name!r}: {what} fails on an array of shape {list(x.shape)}: "
+                                  f"{type(e).__name__}: {first}") from e  # fmt: skip
+        if y.shape != x.shape:
+            raise ActivationError(f"--act {name!r}: the activation must be elementwise (same shape out as in); it "
+                                  f"turns shape {list(x.shape)} into {list(y.shape)}")  # fmt: skip
+        bad = ~np.isfinite(y)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ActivationError(f"--act {name!r}: {what} gives non-finite values ({y.flat[i]} at x={x.flat[i]:g}); "
+                                  "it must be finite for every finite x")  # fmt: skip
+        return y
+
+    return run
 
 
 def phase(q: float, chi1: float) -> str:
@@ -314,8 +350,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except SystemExit as e:  # --help
         return int(e.code or 0)
-    rows = [asdict(mean_field(act, s, args.sigma_b2)) for s in args.sigma_w2]
-    crit = critical_sigma_w2(act, args.sigma_b2)
+    try:
+        rows = [asdict(mean_field(act, s, args.sigma_b2)) for s in args.sigma_w2]
+        crit = critical_sigma_w2(act, args.sigma_b2)
+    except ActivationError as e:  # non-finite only far out (exp overflows at 710): found as the theory gets there
+        print(f"initlab.theory: error: {e}", file=sys.stderr)
+        return 1
     if args.json:
         out = [{k: _json_num(v) for k, v in r.items()} for r in rows]
         print(json.dumps({"critical_sigma_w2": _json_num(crit), "rows": out}))

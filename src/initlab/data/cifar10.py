@@ -3,14 +3,17 @@ offline, downloaded by torchvision where allowed. `load` is conf/data/cifar10.ya
 
 Each batch file is a pickle of a dict with byte-string keys (b"data": uint8 [N, 3072] in CHW order, b"labels").
 `pickle.load` would run whatever a file says; this reader's unpickler builds only dicts, lists, strings, numbers
-and numpy arrays, and refuses anything else in one line. Files in this format load whether or not they are the
-official bytes (torchvision checks md5 sums; the tests write small synthetic files).
+and numpy arrays, and refuses anything else in one line; what it built must then be a uint8 array and a list of
+ints, checked by type before any conversion (a few KB of pickle can stand for a nested list of 1e12 items). Files
+in this format load whether or not they are the official bytes (torchvision checks md5 sums; the tests write small
+synthetic files).
 """
 
 import functools
 import io
 import logging
 import pickle
+import reprlib
 from pathlib import Path
 
 import numpy as np
@@ -44,17 +47,49 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
                         "fetches it)")  # fmt: skip
     try:
         batch = _DataOnly(io.BytesIO(path.read_bytes()), encoding="bytes").load()
-        images = np.asarray(batch[b"data"], dtype=np.uint8)
-        labels = np.asarray(batch[b"labels"], dtype=np.int64)
+        problem = _not_a_batch(batch)
     except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
-        raise DataError(f"{path} is not a CIFAR-10 batch file: {str(e) or type(e).__name__}; delete it to "
-                        "re-download (data.download=true)") from e  # fmt: skip
+        problem = str(e) or type(e).__name__
     except OSError as e:
         raise DataError(f"cannot read {path}: {e.strerror or e}") from e
+    if problem:
+        raise DataError(f"{path} is not a CIFAR-10 batch file: {problem}; delete it to re-download "
+                        "(data.download=true)")  # fmt: skip
+    images, labels = batch[b"data"], batch[b"labels"]
     if images.ndim != 2 or images.shape[1] != np.prod(SHAPE) or len(images) != len(labels):
         raise DataError(f"{path} holds data of shape {list(images.shape)} and {len(labels)} labels; a CIFAR-10 "
                         f"batch holds [N, 3072] and N labels")  # fmt: skip
-    return images.reshape(-1, *SHAPE), labels
+    return images.reshape(-1, *SHAPE), np.asarray(labels, dtype=np.int64)  # checked: a copy of N ints at most
+
+
+def _not_a_batch(batch: object) -> str | None:
+    """What makes an unpickled object no CIFAR-10 batch, or None. Only types and sizes are looked at, before
+    any conversion: a few KB of pickle memo references can stand for a nested list of 1e12 items, which
+    np.asarray would walk for hours (a list is refused at its first element, not walked)."""
+    if type(batch) is not dict:
+        return f"it holds a {type(batch).__name__}, not a dict"
+    missing = [repr(k) for k in (b"data", b"labels") if k not in batch]
+    if missing:
+        return f"it has no {' or '.join(missing)} entry"
+    data, labels = batch[b"data"], batch[b"labels"]
+    if type(data) is not np.ndarray or data.dtype != np.uint8:
+        what = f"an array of {data.dtype}" if type(data) is np.ndarray else f"a {type(data).__name__}"
+        return f"its b'data' is {what}; a CIFAR-10 batch holds a numpy array of uint8 pixels (0..255)"
+    if type(labels) is np.ndarray:
+        if labels.ndim != 1 or labels.dtype.kind not in "iu":
+            return (f"its b'labels' is an array of {labels.dtype} of shape {list(labels.shape)}; a CIFAR-10 "
+                    "batch holds a list of ints")  # fmt: skip
+        return None
+    if type(labels) is not list:
+        return f"its b'labels' is a {type(labels).__name__}; a CIFAR-10 batch holds a list of ints"
+    if len(labels) != len(data):
+        return None  # the caller names both sizes
+    bad = next((i for i, v in enumerate(labels) if type(v) is not int or not -(2**63) <= v < 2**63), None)
+    if bad is not None:
+        v = labels[bad]
+        shown = reprlib.repr(v) if type(v) in (int, float, str, bytes, bool) else f"a {type(v).__name__}"
+        return f"its b'labels'[{bad}] is {shown}; a CIFAR-10 batch holds a list of ints"
+    return None
 
 
 def _download(root: Path) -> None:

@@ -3,8 +3,9 @@ them against the data config, splits off a seeded validation set and serves batc
 
 A data set is one YAML (conf/data/NAME.yaml) naming its `load` function, its `image_shape` and `num_classes`:
     load(data_dir=..., download=..., **its own args) -> (x_train, y_train, x_test, y_test)
-with x uint8 (pixels 0..255) or float [N, C, H, W] and y integer labels [N]. `data_dir` and `download` are
-passed when the function takes them. Models read `image_shape` and `num_classes` from the data config.
+with x uint8 (pixels 0..255) or float (finite) [N, C, H, W] and y integer labels [N]. `data_dir` and `download`
+are passed when the function takes them. Models read `image_shape` and `num_classes` from the data config. What
+the function raises is one line naming it (data.load=...).
 """
 
 import functools
@@ -17,7 +18,7 @@ import torch
 from hydra.utils import get_object, instantiate
 
 from initlab.data.batches import BatchLoader, IndexBatches
-from initlab.errors import DataError
+from initlab.errors import DataError, InitLabError
 
 log = logging.getLogger(__name__)
 Tensors = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
@@ -53,12 +54,31 @@ def check_tensors(tensors: Any, where: str, image_shape: tuple[int, ...], num_cl
                             f"{list(image_shape)}")  # fmt: skip
         if len(images) != len(labels) or len(images) == 0:
             raise DataError(f"{where} gave {len(images)} {split} images and {len(labels)} labels")
+        _check_pixels(images, where, split)
         bad = ((labels < 0) | (labels >= num_classes)).nonzero().flatten()
         if labels.dtype.is_floating_point or bad.numel():
             i = int(bad[0]) if bad.numel() else 0
             raise DataError(f"{where} gave {split} label {labels[i].item()} at index {i}; labels must be integers in "
                             f"0..{num_classes - 1} (data.num_classes={num_classes})")  # fmt: skip
     return x, y, xt, yt
+
+
+def _check_pixels(images: torch.Tensor, where: str, split: str) -> None:
+    """Images are uint8 (pixels 0..255, scaled to [0, 1]) or float (used as they are, so finite): one line if not.
+    Other dtypes would be cast to float unscaled (int64 pixels of 0..1000 would train as they are)."""
+    dtype = str(images.dtype).removeprefix("torch.")
+    if images.dtype != torch.uint8 and not images.dtype.is_floating_point:
+        values = ""
+        if images.numel() and not images.dtype.is_complex:
+            values = f" (values {images.min().item()}..{images.max().item()})"
+        raise DataError(f"{where} gave {split} images of dtype {dtype}{values}; images must be uint8 (pixels 0..255) "
+                        "or float")  # fmt: skip
+    if images.dtype.is_floating_point:
+        bad = (~torch.isfinite(images)).flatten(1).any(dim=1).nonzero().flatten()
+        if bad.numel():
+            i = int(bad[0])
+            value = images[i][~torch.isfinite(images[i])].flatten()[0].item()
+            raise DataError(f"{where} gave {split} image {i} with a pixel of {value}; float images must be finite")
 
 
 class ImageData(pl.LightningDataModule):
@@ -77,10 +97,16 @@ class ImageData(pl.LightningDataModule):
     def _tensors(self, download: bool) -> Tensors:
         """Call the data set's load function with what it takes of data_dir and download."""
         target = self.load["_target_"]
-        params = inspect.signature(get_object(target)).parameters
         given = {"data_dir": self.data_dir, "download": download}
-        load = instantiate(self.load, _partial_=True)  # called here: its own errors reach the user as they are
-        tensors = load(**{k: v for k, v in given.items() if k in params})
+        try:
+            params = inspect.signature(get_object(target)).parameters
+            load = instantiate(self.load, _partial_=True)
+            tensors = load(**{k: v for k, v in given.items() if k in params})
+        except InitLabError:  # the shipped loaders' own lines name the file and the fix
+            raise
+        except Exception as e:  # a user's load that raises: name it, not the run dir an OSError would blame
+            first = (str(e).strip().splitlines() or [""])[0]
+            raise DataError(f"data.load={target} failed: {type(e).__name__}: {first}") from e
         return check_tensors(tensors, f"data.load ({target})", self.image_shape, self.num_classes)
 
     def prepare_data(self) -> None:

@@ -11,10 +11,25 @@ import logging
 import sys
 from pathlib import Path
 
-from initlab.report.html import report_dirs
-from initlab.report.summary import write_summary
+from initlab.errors import InitLabError, OutputError
+from initlab.report.html import gathered, report_dirs
+from initlab.report.summary import sweep_jobs, write_summary
+from initlab.report.table import check_tune
 
 log = logging.getLogger("initlab.report")
+
+
+def single_run(d: Path) -> bool:
+    return (d / "metrics.json").exists() and not (d / "multirun.yaml").exists()
+
+
+def out_problem(out: Path) -> str | None:
+    """Why --out cannot be the report's file, where that shows before any work: a directory, a missing folder."""
+    if out.is_dir():
+        return f"--out={out} is a directory; give a file path, e.g. --out={out / 'report.html'}"
+    if not out.parent.is_dir():
+        return f"--out={out}: its folder {out.parent} does not exist; create it, or give a path in an existing folder"
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,17 +43,30 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         log.error("not a directory: %s", ", ".join(missing))
         return 1
+    problem = out_problem(args.out) if args.out is not None else None
+    if problem:
+        log.error("%s", problem)
+        return 1
     try:
         if args.out is not None:
-            report_dirs(args.dirs, args.out, args.tune)
+            try:
+                report_dirs(args.dirs, args.out, args.tune)
+            except OutputError as e:
+                log.error("--out=%s cannot be written (%s); give a file path in a writable folder", args.out, e)
+                return 1
             return 0
-        for d in args.dirs:
-            if (d / "metrics.json").exists() and not (d / "multirun.yaml").exists():  # a single run: its report
-                report_dirs([d], d / "report.html", args.tune)
+        # every dir read, and a --tune checked against each, before any file is written
+        found = [(d, gathered([d]) if single_run(d) else sweep_jobs(d)) for d in args.dirs]
+        if args.tune is not None:
+            for d, jobs in found:
+                check_tune(jobs[0] if isinstance(jobs, tuple) else jobs, args.tune, str(d))
+        for d, jobs in found:
+            if isinstance(jobs, tuple):  # a single run: its report
+                report_dirs([d], d / "report.html", args.tune, jobs)
                 continue
-            write_summary(d, args.tune)
+            write_summary(d, args.tune, jobs)
             print((d / "summary.md").read_text(), end="")
-    except FileNotFoundError as e:
+    except (FileNotFoundError, InitLabError) as e:
         log.error("%s", e)
         return 1
     return 0

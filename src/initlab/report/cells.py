@@ -6,10 +6,16 @@ val/acc over seeds is best, never test/acc, and flags a choice at either end of 
 may lie outside the grid: that cell is not tuned). A cell's column is the value of the table's column key (the
 second swept key, act in an init x act grid); a cell that a two-sided Welch test at 5 %, Holm-corrected within
 the column, cannot tell from the column's best is marked so.
+
+Several dirs gathered into one table (python -m initlab.report A B --out ...) may hold jobs that never set the
+tuned key (a single run, a sweep over other keys): a cell none of whose jobs set it is shown as it is, untuned
+(`chosen` None); in a cell where some do, the others (at a value nobody knows) are left out, named in a log line.
 """
 
 import csv
 import io
+import logging
+import math
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -17,6 +23,7 @@ from typing import Any
 
 from initlab.report.stats import holm, mean_ci, welch_p
 
+log = logging.getLogger(__name__)
 COLUMNS = ("tuned_key", "chosen", "n_seeds", "test_acc_mean", "ci_low", "ci_high", "best_in_column", "at_edge")
 
 
@@ -39,7 +46,7 @@ class Cell:
 
 def _number(job: dict[str, Any], key: str) -> float | None:
     v = job["metrics"].get(key)
-    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) and v == v else None
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) else None
 
 
 def _mean_val(jobs: list[dict[str, Any]]) -> float | None:
@@ -58,7 +65,7 @@ def ordered(values: list[str]) -> list[str]:
 def _choose(by_value: dict[str, list[dict]], swept: list[str]) -> tuple[str, bool]:
     """The value with the best mean final val/acc over its seeds (the smaller on a tie), and whether it sits at
     either end of the swept values."""
-    values = [v for v in swept if v in by_value]
+    values = [v for v in swept if v in by_value] + [v for v in by_value if v not in swept]  # gathered dirs: any
     means = {v: m for v in values if (m := _mean_val(by_value[v])) is not None}
     chosen = max(means, key=lambda v: (means[v], -values.index(v))) if means else values[0]
     return chosen, len(swept) > 1 and chosen in (swept[0], swept[-1])
@@ -77,9 +84,15 @@ def build_cells(jobs: list[dict[str, Any]], keys: list[str], tune: str | None,
         if tune:
             by_value: dict[str, list[dict]] = defaultdict(list)
             for j in members:
-                by_value[str(j["choices"].get(tune))].append(j)
-            cell.chosen, cell.at_edge = _choose(by_value, ordered(tuned_values))
-            members = by_value[cell.chosen]
+                if j["choices"].get(tune) is not None:
+                    by_value[str(j["choices"][tune])].append(j)
+            if by_value:  # else: no job of the cell set the tuned key: the cell is shown untuned
+                cell.chosen, cell.at_edge = _choose(by_value, ordered(tuned_values))
+                unset = [j["dir"] for j in members if j["choices"].get(tune) is None]
+                if unset:
+                    log.warning("%s: no %s (not swept there); left out of their cell, which is tuned over %s",
+                                ", ".join(unset), tune, ", ".join(by_value))  # fmt: skip
+                members = by_value[cell.chosen]
         cell.jobs = members
         cell.mean, cell.low, cell.high = mean_ci(cell.tests)
         cells.append(cell)

@@ -11,6 +11,7 @@ import io
 import logging
 import statistics
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from initlab.files import write_atomic
 from initlab.report.cells import Cell
 from initlab.report.heatmap import figure as heatmap
 from initlab.report.sweep import collect, load_job, sweep_config, sweep_order
-from initlab.report.table import UNFINISHED, Layout, grid, held_fixed, summarise, why
+from initlab.report.table import UNFINISHED, Layout, check_tune, grid, held_fixed, seed_count, summarise, why
 
 log = logging.getLogger(__name__)
 STYLE = """body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1200px;padding:0 1em;color:#222}
@@ -31,18 +32,41 @@ th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}.best{font-w
 
 
 def gather(dirs: list[Path]) -> tuple[list[dict[str, Any]], dict[str, list[str]], str | None]:
-    """The jobs of every dir (a sweep dir's jobs, or a single run dir as one job), the sweeps' value orders and
-    their summary.tune."""
+    """The jobs of every dir (a sweep dir's jobs, or a single run dir as one job), the sweeps' value orders (each
+    key's values over all the sweeps, the first sweep's first) and their summary.tune (the first that has one)."""
     jobs, order, tune = [], {}, None
     for d in dirs:
         if (d / "metrics.json").exists() and not (d / "multirun.yaml").exists():  # a single run
             jobs.append({**load_job(d, ()), "dir": str(d)})
             continue
         sweep = sweep_config(d)
-        order = {**sweep_order(sweep), **order}
+        for key, values in sweep_order(sweep).items():
+            order[key] = list(dict.fromkeys([*order.get(key, []), *values]))
         tune = tune or OmegaConf.select(sweep, "summary.tune", default=None)
         jobs += [{**j, "dir": f"{d.name}/{j['dir']}" if len(dirs) > 1 else j["dir"]} for j in collect(d)]
     return jobs, order, tune
+
+
+def once(jobs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Jobs with the same settings and the same seed (one sweep passed twice, or copied) are one job, not more
+    seeds: the first is kept (a planned job that never ran gives way to one that ran); -> (jobs, a note for
+    each job left out, naming it and the one kept)."""
+    kept: dict[tuple, int] = {}
+    out: list[dict[str, Any]] = []
+    notes = []
+    for j in jobs:
+        key = tuple(sorted(j["choices"].items()))
+        first = kept.get(key)
+        if first is None:
+            kept[key] = len(out)
+            out.append(j)
+            continue
+        if out[first]["status"] == "not run" and j["status"] != "not run":  # the one that ran stands
+            j, out[first] = out[first], j
+        seed = j["choices"].get("seed", "not given")
+        notes.append(f"{j['dir']} repeats {out[first]['dir']} (same settings, seed {seed}): counted once")
+        log.warning("%s; not an independent seed", notes[-1])
+    return out, notes
 
 
 def _png(fig: Any) -> str:
@@ -139,7 +163,7 @@ def _chosen(cells: list[Cell], lay: Layout) -> str:
     if not lay.tune:
         return "<p class=note>No key was tuned (give <code>summary.tune=KEY</code> for a swept KEY).</p>"
     rows = "".join(f"<tr><td>{html.escape(lay.row(c.keys))}</td><td>{html.escape(lay.col(c.keys))}</td>"
-                   f"<td>{html.escape(str(c.chosen))}</td><td>{len(c.jobs)}</td>"
+                   f"<td>{html.escape(c.chosen or '– (not swept there: untuned)')}</td><td>{len(c.jobs)}</td>"
                    f"<td class={'edge' if c.at_edge else ''}>{'yes: may not be tuned' if c.at_edge else ''}</td></tr>"
                    for c in cells)  # fmt: skip
     return (f"<p>{html.escape(lay.tune)} per cell, chosen by mean final val/acc over seeds among "
@@ -158,15 +182,17 @@ def _study(found: dict[str, Any] | None) -> str:
             f"#{found['best_trial']}, val/acc {found['best_value']:.4f}, at:</p><table>{rows}</table>")  # fmt: skip
 
 
-def render(jobs: list[dict[str, Any]], cells: list[Cell], lay: Layout, title: str, found: dict | None = None) -> str:
-    """The whole page."""
-    seeds = {str(j["choices"].get("seed")) for j in jobs if j["status"] != "not run"}
+def render(jobs: list[dict[str, Any]], cells: list[Cell], lay: Layout, title: str, found: dict | None = None,
+           repeats: Sequence[str] = ()) -> str:  # fmt: skip
+    """The whole page; `repeats`: the jobs counted once (once)."""
     fixed = held_fixed(jobs)
     unfinished = [j for j in jobs if j["status"] in UNFINISHED]
     parts = [f"<h1>{html.escape(title)}</h1>",
-             f"<p>{len(jobs)} jobs, {len(cells)} cells, {len(seeds)} seed(s). Test accuracy (%): mean ± 95 % CI "
+             f"<p>{len(jobs)} jobs, {len(cells)} cells, {seed_count(jobs)} seed(s). Test accuracy (%): mean ± 95 % CI "
              "(Student t over seeds). <b>Green bold</b>: the column's best; light green: a Welch test (5 %, Holm "
              "within the column) cannot tell it from the best.</p>",
+             *([f"<p class=note>{len(repeats)} jobs repeat another's settings and seed and are counted once, not "
+                f"as more seeds: {html.escape('; '.join(repeats))}.</p>"] if repeats else []),
              f"<p class=note>Held fixed: {html.escape(', '.join(f'{k}={v}' for k, v in fixed.items()) or '-')}</p>",
              "<h2>Table</h2>", _table(jobs, cells, lay),
              "<h2>Heatmap</h2>", _png(heatmap(grid(jobs, cells, lay), title))]  # fmt: skip
@@ -193,15 +219,28 @@ def render(jobs: list[dict[str, Any]], cells: list[Cell], lay: Layout, title: st
 
 
 def write_report(out: Path, jobs: list[dict[str, Any]], cells: list[Cell], lay: Layout, title: str,
-                 found: dict | None = None) -> None:  # fmt: skip
-    write_atomic(out, render(jobs, cells, lay, title, found))
+                 found: dict | None = None, repeats: Sequence[str] = ()) -> None:  # fmt: skip
+    write_atomic(out, render(jobs, cells, lay, title, found, repeats))
     log.info("report -> %s", out)
 
 
-def report_dirs(dirs: list[Path], out: Path, tune: str | None = None) -> None:
-    """Gather the jobs of `dirs` (sweeps or single runs) into one table and write its report to `out`."""
+def gathered(dirs: list[Path]) -> tuple[list[dict[str, Any]], dict[str, list[str]], str | None, list[str]]:
+    """gather, each job once (once): (jobs, order, the sweeps' summary.tune, the repeats left out); a
+    FileNotFoundError where the dirs hold no job."""
     jobs, order, own_tune = gather(dirs)
     if not jobs:
         raise FileNotFoundError(f"no jobs (metrics.json or .hydra/) under {', '.join(map(str, dirs))}")
+    jobs, repeats = once(jobs)
+    return jobs, order, own_tune, repeats
+
+
+def report_dirs(dirs: list[Path], out: Path, tune: str | None = None, found: tuple | None = None) -> None:
+    """Gather the jobs of `dirs` (sweeps or single runs) into one table and write its report to `out` (`found`:
+    what gathered(dirs) gave, read already). A `tune` (a --tune) must name a swept key but the seed, else
+    ConfigError and nothing is written; without it, the sweeps' own summary.tune."""
+    jobs, order, own_tune, repeats = gathered(dirs) if found is None else found
+    if tune is not None:
+        check_tune(jobs, tune, ", ".join(map(str, dirs)))
     cells, lay = summarise(jobs, tune or own_tune, order)
-    write_report(out, jobs, cells, lay, " + ".join(f"{d.parent.name}/{d.name}" for d in dirs))
+    title = " + ".join(f"{d.parent.name}/{d.name}" for d in dirs)
+    write_report(out, jobs, cells, lay, title, repeats=repeats)

@@ -56,9 +56,16 @@ def t_ppf(p: float, df: float) -> float:
     return 0.5 * (lo + hi)
 
 
+def _finite(values: Sequence[float]) -> None:
+    """No statistic of a NaN or an infinity is a number to print: refused (callers leave such values out)."""
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(f"statistics need finite numbers, not {list(values)}")
+
+
 def mean_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
     """(mean, low, high): the mean with its Student-t confidence interval over the values (seeds); with one
     value the interval is that value alone (nothing to say how far it may be off: shown as n = 1)."""
+    _finite(values)
     n, mean = len(values), statistics.fmean(values)
     if n < 2:
         return mean, mean, mean
@@ -68,6 +75,8 @@ def mean_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, float,
 
 def welch_p(a: Sequence[float], b: Sequence[float]) -> float | None:
     """Two-sided p-value of Welch's t-test that a and b have the same mean; None with fewer than 2 values each."""
+    _finite(a)
+    _finite(b)
     if len(a) < 2 or len(b) < 2:
         return None
     va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)

@@ -24,7 +24,17 @@ from initlab.report.cells import to_csv as cells_csv
 from initlab.report.heatmap import to_png
 from initlab.report.html import write_report
 from initlab.report.sweep import collect, study, sweep_config, sweep_order
-from initlab.report.table import UNFINISHED, Layout, grid, held_fixed, summarise, swept_keys, why
+from initlab.report.table import (
+    UNFINISHED,
+    Layout,
+    check_tune,
+    grid,
+    held_fixed,
+    seed_count,
+    summarise,
+    swept_keys,
+    why,
+)
 from initlab.run.signals import sweep_interrupted
 
 log = logging.getLogger(__name__)
@@ -52,14 +62,16 @@ def jobs_csv(jobs: list[dict[str, Any]]) -> str:
 def to_markdown(jobs: list[dict[str, Any]], cells: list[Cell], lay: Layout, title: str) -> str:
     row_key, col_key, rows, cols, texts = grid(jobs, cells, lay)
     marks = {(lay.row(c.keys), lay.col(c.keys)): c for c in cells}
-    seeds = {str(j["choices"].get("seed")) for j in jobs if j["status"] != "not run" and "seed" in j["choices"]}
-    over = f"; mean ± 95 % CI (Student t) over {len(seeds)} seeds" if len(seeds) > 1 else ""
+    seeds = seed_count(jobs)
+    over = f"; mean ± 95 % CI (Student t) over {seeds} seeds" if seeds > 1 else ""
     legend = "; **bold**: the column's best, ≈: cannot be told from it (Welch, 5 %, Holm within the column)."
     lines = [f"# {title}", "", f"Test accuracy (%) — {len(jobs)} jobs{over}{legend}"]
     if lay.tune:
         lines += ["", f"Each cell at its own best {lay.tune} (of {', '.join(lay.tuned_values)}), chosen by mean final "
                   "val/acc over seeds, never test/acc; (edge): the best was at an end of the swept values, so the "
                   "cell may not be tuned."]  # fmt: skip
+        if any(c.chosen is None for c in cells):
+            lines[-1] += f" A cell without @value: none of its jobs set {lay.tune} (not swept there), so it is untuned."
     fixed = held_fixed(jobs)
     lines += ["", f"Held fixed: {', '.join(f'{k}={v}' for k, v in fixed.items())}."] if fixed else []
     corner = f"{row_key} \\ {col_key}" if col_key else row_key
@@ -72,7 +84,8 @@ def to_markdown(jobs: list[dict[str, Any]], cells: list[Cell], lay: Layout, titl
             shown.append(f"**{text}**" if best else f"{text} ≈" if near else text)
         lines.append(f"| {r} | " + " | ".join(shown) + " |")
     unfinished = [j for j in jobs if j["status"] in UNFINISHED]
-    lines += ["", *(f"- {j['status']}: `{j['dir']}`: {why(j)}" for j in unfinished)]
+    diverged = [j for j in jobs if j["status"] == "diverged"]  # ran to their end; in the table where chosen
+    lines += ["", *(f"- {j['status']}: `{j['dir']}`: {why(j)}" for j in [*unfinished, *diverged])]
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -85,13 +98,23 @@ def study_lines(found: dict[str, Any] | None) -> list[str]:
             f"#{found['best_trial']}: val/acc {found['best_value']:.4f} at {params}."]  # fmt: skip
 
 
-def write_summary(sweep_dir: str | Path, tune: str | None = None) -> list[dict[str, Any]]:
-    """Write summary.csv, cells.csv, summary.md, summary.png and report.html into sweep_dir; -> the jobs.
-    `tune` defaults to the sweep's own summary.tune."""
-    sweep_dir = Path(sweep_dir)
+def sweep_jobs(sweep_dir: Path) -> list[dict[str, Any]]:
+    """The sweep's jobs (sweep.collect); FileNotFoundError where it has none."""
     jobs = collect(sweep_dir)
     if not jobs:
         raise FileNotFoundError(f"no job dirs (with .hydra/ or metrics.json) under {sweep_dir}")
+    return jobs
+
+
+def write_summary(sweep_dir: str | Path, tune: str | None = None,
+                  jobs: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    """Write summary.csv, cells.csv, summary.md, summary.png and report.html into sweep_dir; -> the jobs (`jobs`:
+    as sweep_jobs gave them, read already). `tune` (a --tune) must name a swept key but the seed, else ConfigError
+    and nothing is written; without it, the sweep's own summary.tune (not tuned, and said so, where it cannot be)."""
+    sweep_dir = Path(sweep_dir)
+    jobs = sweep_jobs(sweep_dir) if jobs is None else jobs
+    if tune is not None:
+        check_tune(jobs, tune, str(sweep_dir))
     sweep = sweep_config(sweep_dir)
     cells, lay = summarise(jobs, tune or OmegaConf.select(sweep, "summary.tune", default=None), sweep_order(sweep))
     title = f"{sweep_dir.parent.name}/{sweep_dir.name}"

@@ -1,7 +1,14 @@
 """The jobs of a sweep dir: the ones that ran (their records), and the ones the sweep meant to run, in its order.
 
-A job's record is read defensively: a metrics.json that is not a JSON object, or whose numbers or val_history
-are malformed, is named in one line and the job is listed as failed, never a traceback.
+A job's record is read defensively, never a traceback; each malformed part is named in one line (the file and
+the field):
+- a metrics.json that is not a JSON object, or whose status is not one a run writes: the job is listed as failed,
+  with what was wrong as its error;
+- a number that is not a number (or an accuracy outside [0, 1]), a seed that is not a seed, a choice that is not a
+  name, a malformed val_history: left out (the seed and the choices then come from the job's overrides); an
+  "ok" job whose test/acc is left out so is listed as failed (it has no result to show);
+- a result that is NaN or inf (which the project's own records write as null, with status "diverged"): null, and
+  a job that claimed "ok" or "stopped" is listed as diverged, as a run whose loss went NaN is.
 """
 
 import logging
@@ -18,6 +25,17 @@ from initlab.run.record import RUN_KEYS
 
 log = logging.getLogger(__name__)
 NUMBERS = ("test/acc", "test/loss", "val/acc", "val/loss", "val/acc_best", "train/loss", "wall_time_s")
+RESULTS = ("test/acc", "test/loss", "val/acc", "val/loss", "val/acc_best", "train/loss")  # NaN/inf: diverged
+ACCURACIES = ("test/acc", "val/acc", "val/acc_best")  # fractions in [0, 1]
+STATUSES = ("ok", "diverged", "stopped", "failed", "interrupted", "not run")  # what a run writes (run.record)
+SEED_MAX = 2**32 - 1  # the config's seed range
+
+
+def valid_seed(seed: Any) -> bool:
+    """A seed as the config allows it: an integer in [0, 2**32 - 1] (or its decimal digits, as a choice)."""
+    if isinstance(seed, str):
+        return seed.isascii() and seed.isdigit() and int(seed) <= SEED_MAX
+    return isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed <= SEED_MAX
 
 
 def sweep_config(sweep_dir: Path) -> DictConfig:
@@ -42,6 +60,11 @@ def swept_items(sweep: DictConfig) -> list[str]:
     return [f"{k}={v}" for k, v in params.items()] + parsed.listed(OmegaConf.select(sweep, "hydra.overrides.task"))
 
 
+def _malformed(where: Path, key: str, value: Any, wanted: str) -> str:
+    log.error("%s: %s is %r, not %s; left out", where, key, value, wanted)
+    return f"{key} is {value!r}, not {wanted}"
+
+
 def _clean(metrics: Any, where: Path) -> dict[str, Any]:
     """A job's metrics.json as a record the summary can use: malformed parts named in one line and dropped."""
     if metrics is None:
@@ -49,13 +72,27 @@ def _clean(metrics: Any, where: Path) -> dict[str, Any]:
     if not isinstance(metrics, dict):
         log.error("%s is not a JSON object; the job is listed as failed", where)
         return {"status": "failed", "error": "metrics.json is not a record"}
-    clean = dict(metrics)
+    clean, bad, not_finite = dict(metrics), {}, []
     for key in NUMBERS:  # null is a number JSON could not hold (NaN) or none taken: kept as such
-        if clean.get(key) is not None and not (
-            isinstance(clean[key], int | float) and not isinstance(clean[key], bool)
-        ):
-            log.error("%s: %s is %r, not a number; left out", where, key, clean[key])
-            clean.pop(key)
+        v = clean.get(key)
+        if v is None:
+            continue
+        if not isinstance(v, int | float) or isinstance(v, bool):
+            bad[key] = _malformed(where, key, clean.pop(key), "a number")
+        elif not math.isfinite(v):  # JSON's NaN/Infinity: the run's own record would say null
+            clean[key] = None
+            if key in RESULTS:
+                not_finite.append(f"{key}={v}")
+            else:
+                log.error("%s: %s is %r, not a finite number; left out", where, key, v)
+        elif key in ACCURACIES and not 0.0 <= v <= 1.0:
+            bad[key] = _malformed(where, key, clean.pop(key), "an accuracy in [0, 1]")
+    seed = clean.get("seed")
+    if seed is not None and not valid_seed(seed):
+        bad["seed"] = _malformed(where, "seed", clean.pop("seed"), f"an integer in [0, {SEED_MAX}]")
+    for key in RUN_KEYS:
+        if key != "seed" and clean.get(key) is not None and not (isinstance(clean[key], str) and clean[key]):
+            bad[key] = _malformed(where, key, clean.pop(key), "a name")
     history = clean.get("val_history")
     ok = isinstance(history, list) and all(
         isinstance(p, list)
@@ -66,8 +103,21 @@ def _clean(metrics: Any, where: Path) -> dict[str, Any]:
     if history is not None and not ok:  # fmt: skip
         log.error("%s: val_history is malformed; left out", where)
         clean.pop("val_history")
-    if not isinstance(clean.get("status"), str):
-        clean["status"] = "failed"
+    status = clean.get("status")
+    if status not in STATUSES:  # a list, a number, a word no run writes: no status to trust
+        allowed = ", ".join(STATUSES)
+        log.error("%s: status is %r, not one of %s; the job is listed as failed", where, status, allowed)
+        why = f"status is {status!r}, not one of {allowed}"
+        return clean | {"status": "failed", "error": "; ".join(["metrics.json is malformed: " + why, *bad.values()])}
+    if "test/acc" in bad and status in ("ok", "stopped"):  # it claims a result it does not hold
+        log.error("%s: the job is listed as failed (no test/acc to show)", where)
+        return clean | {"status": "failed", "error": "metrics.json is malformed: " + "; ".join(bad.values())}
+    if not_finite and status in ("ok", "stopped"):  # as the run itself judges a NaN/inf: diverged
+        named = ", ".join(not_finite)
+        log.error("%s: %s, not a finite number; the job is listed as diverged", where, named)
+        return clean | {"status": "diverged", "reason": f"{named} in its metrics.json (not a finite number)"}
+    if not_finite:
+        log.error("%s: %s, not a finite number; left out", where, ", ".join(not_finite))
     return clean
 
 

@@ -9,8 +9,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from initlab.errors import ConfigError
 from initlab.report.cells import Cell, build_cells, mark_best
 from initlab.report.heatmap import Grid
+from initlab.report.sweep import valid_seed
 from initlab.run.record import RUN_KEYS
 
 log = logging.getLogger(__name__)
@@ -56,13 +58,32 @@ class Layout:
         return keys[self.col_key] if self.col_key else "test acc"
 
 
+SEED_TUNED = "cannot tune the seed: each cell would be its luckiest seed"
+
+
+def _settings(jobs: list[dict[str, Any]]) -> str:
+    return ", ".join(k for k in swept_keys(jobs) if k != "seed") or "none"
+
+
+def check_tune(jobs: list[dict[str, Any]], tune: str, where: str) -> None:
+    """A --tune the user gave must name a setting these jobs swept: ConfigError, in one line, before any file."""
+    if tune == "seed":
+        raise ConfigError(f"--tune=seed: {SEED_TUNED}; give a swept setting of {where} (swept: {_settings(jobs)})")
+    if tune not in swept_keys(jobs):
+        raise ConfigError(f"--tune={tune} is not a swept key of {where} (swept: {_settings(jobs)}); give one of those")
+
+
 def layout(jobs: list[dict[str, Any]], tune: str | None, order: dict[str, list[str]]) -> Layout:
     swept = swept_keys(jobs)
-    if tune is not None and tune not in swept:
+    if tune == "seed":  # the sweep's own summary.tune (a --tune is refused before: check_tune)
+        log.error("summary.tune=seed: %s; nothing tuned (swept: %s)", SEED_TUNED, _settings(jobs))
+        tune = None
+    elif tune is not None and tune not in swept:
         log.error("summary.tune=%s is not a swept key (swept: %s); nothing tuned", tune, ", ".join(swept) or "none")
         tune = None
     keys = [k for k in swept if k not in ("seed", tune)] or ["init"]
-    tuned = order.get(tune) or sorted({str(j["choices"].get(tune)) for j in jobs}) if tune else []
+    have = {str(j["choices"][tune]) for j in jobs if j["choices"].get(tune) is not None} if tune else set()
+    tuned = [*order.get(tune, []), *sorted(have - set(order.get(tune, [])))] if tune else []
     return Layout([keys[0], *keys[2:]], keys[1] if len(keys) > 1 else "", tune, tuned)
 
 
@@ -70,7 +91,7 @@ def cell_text(cell: Cell, tune: str | None, statuses: set[str]) -> str:
     """'97.42 ± 0.12' (mean ± 95 % CI half-width, in %), the chosen value, flags for edges and for the statuses
     other than ok of the cell's jobs (at the chosen value)."""
     text = f"{cell.mean * 100:.2f}" + (f" ± {(cell.high - cell.mean) * 100:.2f}" if len(cell.jobs) > 1 else "")
-    if tune:
+    if tune and cell.chosen is not None:  # None: no job of the cell set the tuned key
         text += f" @{cell.chosen}" + (" (edge)" if cell.at_edge else "")
     return text + "".join(f" ({s})" for s in sorted(statuses - {"ok"}))
 
@@ -94,7 +115,7 @@ def grid(jobs: list[dict[str, Any]], cells: list[Cell], lay: Layout) -> Grid:
         if cell is None:
             out[at] = (float("nan"), "/".join(sorted({j["status"] for j in js})))
             continue
-        chosen = [j for j in js if not lay.tune or str(j["choices"].get(lay.tune)) == cell.chosen]
+        chosen = [j for j in js if cell.chosen is None or str(j["choices"].get(lay.tune)) == cell.chosen]
         out[at] = (cell.mean * 100, cell_text(cell, lay.tune, {j["status"] for j in chosen}))
     rows, cols = list(dict.fromkeys(r for r, _ in out)), list(dict.fromkeys(c for _, c in out))
     return ", ".join(lay.row_keys), lay.col_key, rows, cols, out
@@ -102,7 +123,14 @@ def grid(jobs: list[dict[str, Any]], cells: list[Cell], lay: Layout) -> Grid:
 
 def why(job: dict[str, Any]) -> str:
     """Why a job did not run to its end: its error, its reason, or that it left no record."""
-    return str(job["metrics"].get("error") or job["metrics"].get("reason") or "no metrics.json")
+    told = job["metrics"].get("error") or job["metrics"].get("reason")
+    return str(told or ("no metrics.json" if job["status"] == "not run" else "its metrics.json gives no reason"))
+
+
+def seed_count(jobs: list[dict[str, Any]]) -> int:
+    """How many seeds the jobs that ran were run with: valid seeds only (an integer in [0, 2**32 - 1])."""
+    seeds = (j["choices"].get("seed") for j in jobs if j["status"] != "not run")
+    return len({int(s) for s in seeds if s is not None and valid_seed(s)})
 
 
 def held_fixed(jobs: list[dict[str, Any]]) -> dict[str, str]:

@@ -22,7 +22,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from initlab.errors import CheckpointError, ConfigError
+from initlab.errors import CheckpointError, ConfigError, describe
 from initlab.run import checks
 from initlab.run.resume import Plan
 
@@ -86,10 +86,6 @@ def threads(cfg: DictConfig, parallel_jobs: int) -> int:
     return max(1, usable_cores() // max(1, parallel_jobs))
 
 
-def _first_line(e: BaseException) -> str:
-    return f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}"
-
-
 def check_arguments(cfg: DictConfig) -> None:
     """Keyword arguments of every built part must be ones its target takes; its target must import."""
     from hydra.utils import get_object
@@ -98,10 +94,15 @@ def check_arguments(cfg: DictConfig) -> None:
     for key, skip in nodes.items():
         node = OmegaConf.select(cfg, key, default=None)
         if isinstance(node, DictConfig) and node.get("_target_"):
+            hydra_log = logging.getLogger("hydra.utils")  # it logs the failure on 3 lines before raising it
+            level = hydra_log.level
+            hydra_log.setLevel(logging.CRITICAL)
             try:
                 target = get_object(node._target_)
             except Exception as e:  # not importable: say which key names it
-                raise ConfigError(f"{key}._target_={node._target_!r} cannot be imported: {_first_line(e)}") from e
+                raise ConfigError(f"{key}._target_={node._target_!r} cannot be imported: {describe(e)}") from e
+            finally:
+                hydra_log.setLevel(level)
             checks.check_arguments(key, target, OmegaConf.to_container(node, resolve=True), skip=skip)
 
 
@@ -114,12 +115,12 @@ def dry_run(cfg: DictConfig) -> None:
     try:
         optimizer = instantiate(cfg.optimizer, _partial_=True)([torch.nn.Parameter(torch.zeros(1))])
     except Exception as e:
-        raise ConfigError(f"optimizer: {_first_line(e)}") from e
+        raise ConfigError(f"optimizer: {describe(e)}") from e
     if OmegaConf.select(cfg, "scheduler.scheduler", default=None):
         try:
             instantiate(cfg.scheduler.scheduler, _partial_=True)(optimizer)
         except Exception as e:
-            raise ConfigError(f"scheduler.scheduler: {_first_line(e)}") from e
+            raise ConfigError(f"scheduler.scheduler: {describe(e)}") from e
 
 
 def build_module(cfg: DictConfig, choices: dict[str, Any]) -> Any:
@@ -133,14 +134,14 @@ def build_module(cfg: DictConfig, choices: dict[str, Any]) -> Any:
     try:
         module = Classifier.from_config(cfg)
     except Exception as e:  # a nonlinearity torch does not know, a user's init that raises...
-        raise ConfigError(f"cannot build the model ({where}): {_first_line(e)}") from e
+        raise ConfigError(f"cannot build the model ({where}): {describe(e)}") from e
     shape, classes = list(cfg.data.image_shape), cfg.data.num_classes
     was_training = module.training
     try:
         with torch.no_grad():
             out = module.eval()(torch.zeros(2, *shape))  # [2, C, H, W] -> [2, classes]
     except Exception as e:
-        raise ConfigError(f"{where} cannot take data={choices.get('data')}'s {shape} images: {_first_line(e)}") from e
+        raise ConfigError(f"{where} cannot take data={choices.get('data')}'s {shape} images: {describe(e)}") from e
     finally:
         module.train(was_training)
     if tuple(out.shape) != (2, classes):
@@ -154,7 +155,7 @@ def load_weights(module: Any, saved: dict[str, Any], ckpt: Any) -> None:
     try:
         module.load_state_dict(saved["state_dict"])
     except (RuntimeError, KeyError, TypeError) as e:
-        raise CheckpointError(f"ckpt_path={str(ckpt)!r} holds another architecture: {_first_line(e)[:200]}") from e
+        raise CheckpointError(f"ckpt_path={str(ckpt)!r} holds another architecture: {describe(e, limit=200)}") from e
 
 
 def make_trainer(cfg: DictConfig, **extra: Any) -> Any:
@@ -167,7 +168,7 @@ def make_trainer(cfg: DictConfig, **extra: Any) -> Any:
     try:
         return instantiate(cfg.trainer, **extra)
     except Exception as e:  # e.g. trainer=gpu on a machine without one: Lightning says which accelerators exist
-        cause = str(e.__cause__ or e).strip().splitlines()[0]
+        cause = describe(e.__cause__ or e).split(": ", 1)[-1]
         named = [k for k in given if k in cause] or [k for k, v in given.items() if isinstance(v, str) and v in cause]
         key = named[0] if named else None
         where = f"trainer.{key}={given[key]!r}" if key else "trainer"
@@ -180,18 +181,23 @@ def instantiate_all(group: str, node: DictConfig) -> list[Any]:
     are made one process at a time on this machine: parallel sweep jobs creating one MLflow store at once race in
     its schema migration."""
     from hydra.utils import instantiate
+    from lightning.pytorch import Callback
+    from lightning.pytorch.loggers import Logger
 
+    kind = Logger if group == "logger" else Callback
     built = []
     for name, c in node.items():
+        alone = one_at_a_time(Path(tempfile.gettempdir()) / "initlab-loggers.lock") if kind is Logger else None
         try:
-            if group != "logger":
+            with alone or contextlib.nullcontext():
                 built.append(instantiate(c))
-                continue
-            with one_at_a_time(Path(tempfile.gettempdir()) / "initlab-loggers.lock"):
-                built.append(instantiate(c))
-                _ = built[-1].experiment
+                if not isinstance(built[-1], kind):
+                    raise TypeError(f"{c.get('_target_')} built {type(built[-1]).__name__}, not a Lightning "
+                                    f"{kind.__name__}")  # fmt: skip
+                if kind is Logger:
+                    _ = built[-1].experiment
         except Exception as e:
-            raise ConfigError(f"{group}.{name}: {_first_line(e.__cause__ or e)}") from e
+            raise ConfigError(f"{group}.{name}: {describe(e.__cause__ or e)}") from e
     return built
 
 

@@ -15,15 +15,24 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from initlab.errors import ConfigError
-from initlab.inits import BIAS_RULES, variance
+from initlab.files import not_a_file
+from initlab.inits import BIAS_RULES, INIT_KEYS, variance
 from initlab.run import overrides as parsed
 
 Rule = Callable[[str, Any], None]
 
 
+class Refused(ConfigError):
+    """A value a rule refuses; `allowed` says what the rule allows (`either` joins those of its rules)."""
+
+    def __init__(self, message: str, allowed: str) -> None:
+        super().__init__(message)
+        self.allowed = allowed
+
+
 def fail(key: str, value: Any, allowed: str) -> None:
     shown = OmegaConf.to_container(value) if isinstance(value, DictConfig | ListConfig) else value
-    raise ConfigError(f"{key}={shown!r} is not allowed: {allowed}")
+    raise Refused(f"{key}={shown!r} is not allowed: {allowed}", allowed)
 
 
 def number(lo: float | None = None, hi: float | None = None, *, integer: bool = False, lo_open: bool = False,
@@ -72,8 +81,8 @@ def either(*rules: Rule) -> Rule:
         for r in rules:
             try:
                 return r(key, v)
-            except ConfigError as e:
-                errors.append(str(e).split(": ", 1)[1])
+            except Refused as e:
+                errors.append(e.allowed)
         fail(key, v, " or ".join(errors))
 
     return rule
@@ -108,6 +117,43 @@ def init_rule(key: str, v: Any) -> None:
         fail(f"{key}.variance", v.variance, f"an expression in fan_in, fan_out and numbers, e.g. '2 / fan_in' ({e})")
     if not all(math.isfinite(x) and x >= 0 for x in values):
         fail(f"{key}.variance", v.variance, "a variance: finite and >= 0 for any fan_in and fan_out")
+
+
+DURATION_UNITS = ("weeks", "days", "hours", "minutes", "seconds", "milliseconds", "microseconds")  # timedelta's
+
+
+def duration(key: str, v: Any) -> None:
+    """Lightning's max_time: "DD:HH:MM:SS" or a dict of timedelta units; longer than zero."""
+    allowed = "a duration longer than 0: 'DD:HH:MM:SS' (e.g. '00:12:00:00') or a dict such as {hours: 12}"
+    parts = v.split(":") if isinstance(v, str) else []
+    if len(parts) == 4 and all(p.isdigit() for p in parts):
+        seconds = sum(int(p) * s for p, s in zip(parts, (86400, 3600, 60, 1), strict=True))
+    elif (
+        isinstance(v, DictConfig)
+        and v
+        and all(k in DURATION_UNITS for k in v)
+        and all(isinstance(x, int | float) and not isinstance(x, bool) and 0 <= x < math.inf for x in v.values())
+    ):
+        seconds = sum(v.values())  # any unit: only whether it is above zero matters here
+    else:
+        seconds = 0
+    if seconds <= 0:
+        fail(key, v, allowed)
+
+
+def store(key: str, v: Any) -> None:
+    """A tracking URI; a SQLite one names a file (made if missing): a directory there would stall MLflow's retries."""
+    text(key, v)
+    if v.startswith("sqlite:///"):
+        kind = not_a_file(v.removeprefix("sqlite:///"))
+        if kind not in (None, "missing"):
+            fail(key, v, f"a SQLite file, and {v.removeprefix('sqlite:///')} is {kind}")
+
+
+def tunable(key: str, v: Any) -> None:
+    text(key, v)
+    if v == "seed":
+        fail(key, v, "a swept setting other than the seed (each cell would keep its luckiest seed)")
 
 
 PRECISIONS = (None, 64, 32, 16, "64", "32", "16", "bf16", "64-true", "32-true", "16-mixed", "bf16-mixed")
@@ -167,7 +213,7 @@ RULES: dict[str, Rule] = {  # leaves first: a bad leaf is named before a rule th
     "data": target,
     "trainer.max_epochs": POSITIVE_INT,
     "trainer.max_steps": number(1, integer=True, also=(-1,)),
-    "trainer.max_time": either(one_of(None), text),  # Lightning's "DD:HH:MM:SS"
+    "trainer.max_time": either(one_of(None), duration),
     "trainer.val_check_interval": either(POSITIVE_INT, number(0, 1, lo_open=True)),
     "trainer.check_val_every_n_epoch": either(one_of(None), POSITIVE_INT),
     "trainer.log_every_n_steps": POSITIVE_INT,
@@ -189,10 +235,16 @@ RULES: dict[str, Rule] = {  # leaves first: a bad leaf is named before a rule th
     "callbacks.diagnostics.every_n_steps": number(0, integer=True),
     "callbacks.diagnostics.histogram_every_n_steps": number(0, integer=True),
     "callbacks.progress_bar.refresh_rate": number(0, integer=True),
-    "summary.tune": either(one_of(None), text),
+    "summary.tune": either(one_of(None), tunable),
+    "logger.mlflow.tracking_uri": either(one_of(None), store),
 }
 REQUIRED = ("data._target_", "model._target_", "init.variance", "act._target_", "optimizer._target_", "optimizer.lr",
             "scheduler", "trainer._target_", "trainer.max_epochs", "logger", "callbacks", "seed", "train")  # fmt: skip
+SETTINGS = {  # nodes without a _target_, and the keys read from them (others are read through an interpolation)
+    "init": INIT_KEYS,
+    "scheduler": ("scheduler", "interval", "frequency", "monitor", "strict", "name"),  # Lightning's scheduler dict
+    "summary": ("tune",),
+}
 # train.yaml's own keys; your own group (+group=x) adds a dict
 TOP_KEYS = ("data", "model", "init", "act", "optimizer", "scheduler", "trainer", "logger", "callbacks", "seed",
             "num_threads", "ckpt_path", "train", "summary")  # fmt: skip
@@ -237,6 +289,17 @@ def _structure(cfg: DictConfig) -> None:
             raise ConfigError(f"{key}={value!r} is not a setting here (a typo?); top-level keys: {', '.join(TOP_KEYS)}")
 
 
+def unread(cfg: DictConfig, overrides: Iterable[str]) -> None:
+    """A key the command line adds where nothing reads it: `+init.calibarte=...` would be silently ignored."""
+    raw = {k: v for k, v in OmegaConf.to_container(cfg, resolve=False).items() if k != "hydra"}
+    interpolations = " ".join(v for _, v in _leaves(raw) if isinstance(v, str) and "${" in v)
+    for key in parsed.added(overrides):
+        node, _, name = key.rpartition(".")
+        if node in SETTINGS and name not in SETTINGS[node] and "${" + key not in interpolations:
+            raise ConfigError(f"{key} is not a setting of {node} (a typo?): it reads {', '.join(SETTINGS[node])}, "
+                              "and keys its other values interpolate")  # fmt: skip
+
+
 MERGED = ("logger", "callbacks")  # groups whose choices add up: logger=[tensorboard,mlflow] keeps both
 
 
@@ -254,12 +317,33 @@ def validate(cfg: DictConfig, overrides: Iterable[str] = ()) -> None:
     single_choices(cfg, overrides)
     resolvable(cfg)
     _structure(cfg)
+    unread(cfg, overrides)
     for key, rule in RULES.items():
         node = OmegaConf.select(cfg, key, default=inspect.Parameter.empty, throw_on_missing=False)
         if node is not inspect.Parameter.empty:
             rule(key, node)
+    interval = OmegaConf.select(cfg, "trainer.val_check_interval", default=None)
+    if isinstance(interval, float) and OmegaConf.select(cfg, "trainer.check_val_every_n_epoch", default=1) is None:
+        fail(
+            "trainer.val_check_interval",
+            interval,
+            "a whole number of steps while trainer.check_val_every_n_epoch "
+            "is null (validation counts global steps); a fraction of an epoch needs check_val_every_n_epoch=1",
+        )
     if not cfg.train and not cfg.ckpt_path:
         raise ConfigError("train=false needs ckpt_path=PATH/TO/model.ckpt (or ckpt_path=last in its run dir)")
+
+
+def launch(config: DictConfig, multirun: bool) -> None:
+    """What Hydra reads before any job starts: a search is a sweep (-m), over at least one trial."""
+    search = config.hydra.runtime.choices.get("hparams_search")
+    if search and not multirun:
+        raise ConfigError(f"hparams_search={search} searches over many runs: add -m (python train.py -m "
+                          f"hparams_search={search} ...)")  # fmt: skip
+    for key in ("hydra.sweeper.n_trials", "hydra.sweeper.n_jobs"):  # Optuna's
+        node = OmegaConf.select(config, key, default=None)
+        if node is not None:
+            POSITIVE_INT(key, node)
 
 
 def check_arguments(key: str, target: Any, given: dict[str, Any], skip: tuple[str, ...] = ()) -> None:

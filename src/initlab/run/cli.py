@@ -12,6 +12,7 @@ its record saying so and exit status 128 + the signal's number.
 import logging
 import os
 import sys
+import threading
 from pathlib import Path
 
 import hydra
@@ -20,9 +21,9 @@ from hydra.errors import HydraException, OverrideParseException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from initlab.errors import InitLabError
+from initlab.errors import InitLabError, describe
 from initlab.run import overrides as parsed
-from initlab.run import signals
+from initlab.run import rundir, signals
 from initlab.run.job import Job, run
 
 log = logging.getLogger(__name__)
@@ -56,9 +57,10 @@ def job_from_hydra(hydra_cfg: DictConfig) -> Job:
 
 
 def _one_line(e: BaseException, where: Path) -> str:
+    notes = "".join(f"; {note}" for note in getattr(e, "__notes__", []))  # e.g. that no record could be written
     if isinstance(e, OSError):  # a fault outside our writers (a logger's file, say): what failed, where
-        return f"{e.filename or where}: {e.strerror or e}"
-    return str(e)
+        return f"{e.filename or where}: {e.strerror or e}{notes}"
+    return f"{e}{notes}"
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
@@ -107,8 +109,18 @@ def hydra_error_line(e: BaseException) -> str:
     return message + (f"; choose one of: {', '.join(options)}" if options else "")
 
 
+def _thread_error(args: threading.ExceptHookArgs) -> None:
+    """A writer thread's disk fault (TensorBoard's event writer on a full disk) goes to the log file, not the
+    console: the run's own error line names it. Anything else keeps Python's traceback."""
+    if isinstance(args.exc_value, OSError):
+        log.debug("thread %s: %s", args.thread.name if args.thread else "?", describe(args.exc_value))
+    else:
+        threading.__excepthook__(args)
+
+
 def main() -> None:
     signals.install()
+    threading.excepthook = _thread_error
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # Hydra raises its errors to us, which we make one line
     logging.raiseExceptions = False  # a log file on a full disk must not print a traceback per line
     try:
@@ -120,12 +132,33 @@ def main() -> None:
         print(hydra_error_line(e), file=sys.stderr)
         sys.exit(1)
     except Exception as e:
+        if signals.STATE.sweep_dir is not None:  # the launcher or sweeper broke (a worker killed, say)
+            summarise_broken_sweep(signals.STATE.sweep_dir, e)
         if STARTED:
             raise  # a bug in a job: the traceback is what helps
         # before any job ran: Hydra composing the config (a bad value for a group, broken YAML, a log file that
         # cannot be opened), so it is the command line or a config file
-        print(f"cannot start: {hydra_error_line(e) or type(e).__name__}", file=sys.stderr)
+        held = list(rundir.HELD)
+        where = f" (setting up {held[0]})" if isinstance(e, OSError) and not e.filename and held else ""
+        rundir.discard_all()  # nothing that looks like a run is left
+        print(f"cannot start: {hydra_error_line(e) or type(e).__name__}{where}", file=sys.stderr)
         sys.exit(1)
+
+
+def summarise_broken_sweep(sweep_dir: Path, e: Exception) -> None:
+    """A sweep its launcher could not finish: say why, and summarise what ran (the rest listed as not run)."""
+    from initlab.report.summary import write_summary
+
+    log.error("sweep stopped: %s", describe(e))
+    if any(sweep_dir.glob("*/.hydra")):
+        try:
+            write_summary(sweep_dir)
+            log.error("its summary lists the jobs that did not finish: %s", sweep_dir / "summary.md")
+        except Exception as s:
+            log.error("could not write the sweep's summary: %s", describe(s))
+    else:
+        rundir.discard_all()  # no job began: no sweep dir is left
+    sys.exit(1)
 
 
 if __name__ == "__main__":

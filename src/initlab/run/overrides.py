@@ -30,6 +30,11 @@ def given(items: Iterable[Any]) -> dict[str, Any]:
     return out
 
 
+def added(items: Iterable[Any]) -> list[str]:
+    """The keys that overrides add (`+key=value` or `++key=value`)."""
+    return [o.key_or_group for o in parse(items) if o.is_add() or o.is_force_add()]
+
+
 def deleted(items: Iterable[Any]) -> list[str]:
     """The keys that overrides delete (`~key` or `~key=value`)."""
     return [o.key_or_group for o in parse(items) if o.is_delete()]

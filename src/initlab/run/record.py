@@ -112,7 +112,7 @@ class Record:
         except OutputError as e:
             if error is None:
                 raise  # the run's numbers exist but not its record: it failed
-            log.error("%s", e)  # the error that ended the run is the one to report
+            error.add_note(f"no record was left either ({e})")  # one line: the error that ended the run, then this
 
     def _failed(self, error: BaseException) -> None:
         if isinstance(error, Interrupted):

@@ -32,6 +32,7 @@ EVALUATING = (  # what an evaluation (train=false) may change too: where and how
     "trainer.num_nodes",
 )  # fmt: skip
 FROM_COMMAND = ("logger", "callbacks", "trainer.default_root_dir", "summary")  # they write files, change no number
+WHERE_DATA = ("data.data_dir", "data.download")  # where data is read and downloaded to: this command's, if it has one
 EXTENDING = ("trainer.max_epochs", "trainer.max_steps", "trainer.max_time")  # they continue a finished run
 CKPT_KEY = "initlab"  # the run's config, choices and overrides, stored in every checkpoint
 
@@ -155,6 +156,9 @@ def merge(cfg: DictConfig, saved: dict[str, Any], overrides: list[str], path: Pa
             OmegaConf.update(old, key, value(cfg, key), force_add=True)
     for key in FROM_COMMAND:  # where the run writes: this command's choice, never a checkpoint's
         OmegaConf.update(old, key, value(cfg, key), merge=False)
+    for key in WHERE_DATA:  # a checkpoint must not choose where a download writes (a data set without the key: none)
+        if OmegaConf.select(old, key) is not None and OmegaConf.select(cfg, key) is not None:
+            OmegaConf.update(old, key, value(cfg, key))
     return old, choices
 
 

@@ -185,6 +185,12 @@ def discard(path: Path) -> None:
             parent.rmdir()
 
 
+def discard_all() -> None:
+    """discard() every dir this process holds (Hydra failed before the run began)."""
+    for path in list(HELD):
+        discard(path)
+
+
 @contextlib.contextmanager
 def claimed(path: Path, *, resuming: bool, sweep_job: bool) -> Iterator[Path]:
     """The run's dir, claimed (by the Hydra callback already, or now) for the block. A mistake (an exception other
@@ -259,6 +265,7 @@ class ClaimRunDir(Callback):
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         node = config.hydra.run
         try:
+            checks.launch(config, multirun=False)
             checks.validate(config, parsed.listed(config.hydra.overrides.task))
             path = claim(Path(node.dir), "hydra.run.dir", explicit=_given(config, "hydra.run.dir"),
                          resuming=resumes(config, Path(node.dir)))  # fmt: skip
@@ -270,6 +277,7 @@ class ClaimRunDir(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         node = config.hydra.sweep
         try:
+            checks.launch(config, multirun=True)
             shared = shared_job_dirs(config)
             if shared:
                 raise ConfigError(shared)

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from initlab.errors import CheckpointError
+from initlab.errors import CheckpointError, describe
 from initlab.run import overrides as parsed
 
 Offer = tuple[str, str]  # (config path, _target_): e.g. ("init.weight", "torch.nn.init.kaiming_normal_")
@@ -63,8 +63,16 @@ def offered(config_dirs: Iterable[Path], overrides: Iterable[str]) -> set[Offer]
 
 
 def check_targets(cfg: DictConfig, allowed: set[Offer], path: Path) -> None:
-    """Refuse a checkpoint whose config names a `_target_` that no config offers at that path."""
-    for where, target in _targets(OmegaConf.to_container(cfg, resolve=False), ""):
+    """Refuse a checkpoint whose config names a `_target_` that no config offers at that path.
+
+    The config is walked resolved, as instantiate will see it: a `_target_` can hide in an interpolation
+    (`${oc.decode:'{_target_: ...}'}`, `${oc.create:...}`), which the unresolved config shows only as a string.
+    """
+    try:
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+    except Exception as e:  # an interpolation to nowhere, a resolver that fails: nothing of it is run
+        raise CheckpointError(f"ckpt_path={str(path)!r} holds a config that cannot be resolved ({describe(e)})") from e
+    for where, target in _targets(resolved, ""):
         if (where, target) not in allowed:
             raise CheckpointError(f"ckpt_path={str(path)!r} names _target_ {target!r} at {where or 'top'}, which no "
                                   "config offers there; refusing to run it (if you trust it, give "
