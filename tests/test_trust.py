@@ -168,10 +168,12 @@ def test_a_checkpoint_cannot_choose_where_data_is_downloaded_to(make_cfg, uninte
 
     saved = torch.load(real_checkpoint(uninterrupted), weights_only=True)
     saved["initlab"]["config"]["data"].update(data_dir="/chosen/by/the/checkpoint", download=True)
-    cfg = make_cfg("train=false", "data.download=false")
-    cfg.data.data_dir = "data"  # as a command that gives no data.data_dir composes it
+    cfg = make_cfg("train=false")
     merged, _ = merge(cfg, saved, ["train=false"], tmp_path / "crafted.ckpt")  # the command names neither key
-    assert (merged.data.data_dir, merged.data.download) == ("data", False)  # the command's, not the checkpoint's
+    assert (merged.data.data_dir, merged.data.download) == ("/chosen/by/the/checkpoint", False)  # read, never written
+    given = ["train=false", "data.data_dir=mine", "data.download=true"]
+    merged, _ = merge(make_cfg(*given[1:]), saved, given, tmp_path / "crafted.ckpt")
+    assert (merged.data.data_dir, merged.data.download) == ("mine", True)  # the command's dir: as it says
 
 
 def test_a_malformed_run_record_is_one_line(make_cfg, uninterrupted, tmp_path: Path) -> None:

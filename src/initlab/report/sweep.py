@@ -21,6 +21,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from initlab.files import not_a_file, read_json
 from initlab.run import overrides as parsed
+from initlab.run.checks import SEED_MAX
 from initlab.run.record import RUN_KEYS
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,6 @@ NUMBERS = ("test/acc", "test/loss", "val/acc", "val/loss", "val/acc_best", "trai
 RESULTS = ("test/acc", "test/loss", "val/acc", "val/loss", "val/acc_best", "train/loss")  # NaN/inf: diverged
 ACCURACIES = ("test/acc", "val/acc", "val/acc_best")  # fractions in [0, 1]
 STATUSES = ("ok", "diverged", "stopped", "failed", "interrupted", "not run")  # what a run writes (run.record)
-SEED_MAX = 2**32 - 1  # the config's seed range
 
 
 def valid_seed(seed: Any) -> bool:

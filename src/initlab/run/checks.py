@@ -156,6 +156,7 @@ def tunable(key: str, v: Any) -> None:
         fail(key, v, "a swept setting other than the seed (each cell would keep its luckiest seed)")
 
 
+SEED_MAX = 2**32 - 1  # what numpy (and Lightning's seed_everything) accept
 PRECISIONS = (None, 64, 32, 16, "64", "32", "16", "bf16", "64-true", "32-true", "16-mixed", "bf16-mixed")
 PRECISIONS += ("16-true", "bf16-true", "transformer-engine")  # Lightning's
 POSITIVE_INT = number(1, integer=True)
@@ -163,7 +164,7 @@ FLAG = one_of(True, False)
 PROB = number(0, 1, hi_open=True)
 BATCHES = either(POSITIVE_INT, number(0, 1, lo_open=True))  # a count, or a fraction of the epoch
 RULES: dict[str, Rule] = {  # leaves first: a bad leaf is named before a rule that combines it (init's variance)
-    "seed": number(0, 2**32 - 1, integer=True),  # what numpy (and Lightning's seed_everything) accept
+    "seed": number(0, SEED_MAX, integer=True),
     "num_threads": either(POSITIVE_INT, one_of("auto")),
     "train": FLAG,
     "ckpt_path": either(one_of(None), text),

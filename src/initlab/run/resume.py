@@ -32,7 +32,6 @@ EVALUATING = (  # what an evaluation (train=false) may change too: where and how
     "trainer.num_nodes",
 )  # fmt: skip
 FROM_COMMAND = ("logger", "callbacks", "trainer.default_root_dir", "summary")  # they write files, change no number
-WHERE_DATA = ("data.data_dir", "data.download")  # where data is read and downloaded to: this command's, if it has one
 EXTENDING = ("trainer.max_epochs", "trainer.max_steps", "trainer.max_time")  # they continue a finished run
 CKPT_KEY = "initlab"  # the run's config, choices and overrides, stored in every checkpoint
 
@@ -156,9 +155,10 @@ def merge(cfg: DictConfig, saved: dict[str, Any], overrides: list[str], path: Pa
             OmegaConf.update(old, key, value(cfg, key), force_add=True)
     for key in FROM_COMMAND:  # where the run writes: this command's choice, never a checkpoint's
         OmegaConf.update(old, key, value(cfg, key), merge=False)
-    for key in WHERE_DATA:  # a checkpoint must not choose where a download writes (a data set without the key: none)
-        if OmegaConf.select(old, key) is not None and OmegaConf.select(cfg, key) is not None:
-            OmegaConf.update(old, key, value(cfg, key))
+    if "data.data_dir" not in given and OmegaConf.select(old, "data.download"):  # the checkpoint's dir: read only
+        log.info("data is read from the checkpoint's data.data_dir=%s, and nothing is downloaded there (give "
+                 "data.data_dir=... to choose the dir)", OmegaConf.select(old, "data.data_dir"))  # fmt: skip
+        OmegaConf.update(old, "data.download", False)
     return old, choices
 
 
