@@ -94,12 +94,15 @@ def test_missing_data_without_download_names_path_and_fix(tmp_path: Path) -> Non
 def test_failed_download_says_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import torchvision.datasets
 
-    def offline(*args, **kwargs):
-        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz")
+    def offline(root: str, **kwargs) -> None:
+        (Path(root) / "MNIST" / "raw").mkdir(parents=True, exist_ok=True)  # as torchvision does before it fetches
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\nTried https://..., got URLError")
 
     monkeypatch.setattr(torchvision.datasets, "MNIST", offline)
-    with pytest.raises(DataError, match=r"download failed: RuntimeError.*data\.data_dir="):
-        ensure_mnist(tmp_path, download=True)
+    with pytest.raises(DataError, match=r"download failed: RuntimeError: Error downloading .*: Tried .*URLError; "
+                                        r"point data\.data_dir="):  # fmt: skip
+        ensure_mnist(tmp_path / "data", download=True)
+    assert not (tmp_path / "data").exists()  # the empty folders made for the download are gone
 
 
 def test_data_dir_that_is_a_file(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 Any bad file ends in one DataError line naming it, the problem and the fix.
 """
 
+import contextlib
 import functools
 import gzip
 import logging
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from initlab.errors import DataError
+from initlab.errors import DataError, describe
 from initlab.files import not_a_file
 
 log = logging.getLogger(__name__)
@@ -168,6 +169,7 @@ def ensure_mnist(data_dir: str | Path, download: bool = True, dataset: str = "MN
         return
     reason = "download=false"
     if download:
+        absent = [d for d in (raw_dir(root, dataset), raw_dir(root, dataset).parent, root) if not d.exists()]
         try:
             import torchvision.datasets  # heavy import, only when downloading
 
@@ -175,7 +177,10 @@ def ensure_mnist(data_dir: str | Path, download: bool = True, dataset: str = "MN
                 getattr(torchvision.datasets, dataset)(str(root), train=train, download=True)
             return
         except Exception as e:  # no network, mirror down, disk full...
-            reason = f"download failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            reason = f"download failed: {describe(e, limit=200)}"
+            for d in absent:  # the empty folders torchvision made for it, innermost first
+                with contextlib.suppress(OSError):
+                    d.rmdir()
     raise DataError(
         f"{dataset} not found in {raw_dir(root, dataset).resolve()} (missing {', '.join(missing)}) and {reason}; "
         f"point data.data_dir=... at a folder holding {dataset}/raw/*-ubyte"
