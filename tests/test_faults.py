@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import FAST, record, run, run_cli, same_record, scalars, start, wait_for
+from tests.conftest import FAST, USER_CONF, record, run, run_cli, same_record, scalars, start, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -163,6 +163,19 @@ def test_the_console_says_each_thing_once(tiny_mnist: Path, tmp_path: Path) -> N
     job_lines = [line for line in sweep.stderr.splitlines() if "][initlab." in line or "][lightning" in line]
     assert sweep.returncode == 0 and len(job_lines) == 2, "\n".join(job_lines)  # one line a parallel job
     assert all("test/acc=" in line for line in job_lines) and "Total params" not in sweep.stderr
+
+
+@pytest.mark.slow
+def test_a_sweep_whose_worker_is_killed_is_summarised_and_fails(tiny_mnist: Path, tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    proc = run_cli("-m", "init=lecun,killed", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+                   f"hydra.searchpath=[file://{USER_CONF}]", f"data.data_dir={tiny_mnist}", *FAST,
+                   f"hydra.sweep.dir={sweep}")  # fmt: skip
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert "sweep stopped: TerminatedWorkerError" in proc.stderr
+    summary = (sweep / "summary.md").read_text()  # written by the sweep's own summary writer
+    assert "init=killed" in summary and "metrics.json" in summary, summary
+    assert "report.html" in {p.name for p in sweep.iterdir()}
 
 
 def test_a_signal_during_start_up_stops_before_training(tiny_mnist: Path, tmp_path: Path) -> None:

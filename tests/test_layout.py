@@ -51,3 +51,11 @@ def test_there_is_no_import_cycle() -> None:
     for m in edges:
         if m not in state:
             visit(m, [])
+
+
+def test_the_run_machinery_imports_no_reporting() -> None:
+    """Reporting reads what runs wrote; a run never needs it (a broken sweep gets its writer from the callback)."""
+    machinery = {m: deps for m, deps in graph().items() if m.startswith("initlab.run")}
+    assert {"initlab.run.cli", "initlab.run.job"} <= set(machinery)
+    assert not {m: sorted(d for d in deps if d.startswith("initlab.report")) for m, deps in machinery.items()
+                if any(d.startswith("initlab.report") for d in deps)}  # fmt: skip

@@ -136,23 +136,25 @@ def test_a_default_run_dir_names_the_model_and_data_when_they_are_not_the_defaul
 
 
 def test_a_sweep_its_launcher_broke_is_summarised_and_fails(tmp_path: Path) -> None:
+    from initlab.report.summary import write_summary
     from initlab.run.cli import summarise_broken_sweep
 
     fake_job(tmp_path, ["init=lecun"], {"init": "lecun", "act": "relu", "seed": 0, "status": "ok", "test/acc": 0.9})
     fake_job(tmp_path, ["init=kaiming"], None)  # its worker was killed: no record
     write_multirun(tmp_path, ["init=lecun,kaiming,xavier"])
     with pytest.raises(SystemExit) as exit_info:
-        summarise_broken_sweep(tmp_path, RuntimeError("A worker process was unexpectedly terminated"))
+        summarise_broken_sweep(tmp_path, RuntimeError("A worker process was unexpectedly terminated"), write_summary)
     assert exit_info.value.code == 1
     summary = (tmp_path / "summary.md").read_text()
     assert "`init=kaiming`: no metrics.json" in summary and "not run: `init=xavier`" in summary
 
 
 def test_a_sweep_that_broke_before_any_job_leaves_no_dir(tmp_path: Path) -> None:
+    from initlab.report.summary import write_summary
     from initlab.run.cli import summarise_broken_sweep
 
     sweep = rundir.claim(tmp_path / "multirun" / "12-00-00", "hydra.sweep.dir", explicit=True, resuming=False)
     (sweep / "multirun.yaml").write_text("hydra: {}\n")
     with pytest.raises(SystemExit):
-        summarise_broken_sweep(sweep, RuntimeError("the sweeper could not start"))
+        summarise_broken_sweep(sweep, RuntimeError("the sweeper could not start"), write_summary)
     assert not (tmp_path / "multirun").exists()

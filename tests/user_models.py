@@ -2,6 +2,8 @@
 never heard of, each named by one YAML file in tests/user_conf/ (the user's own config dir)."""
 
 import math
+import os
+import signal
 
 import torch
 from torch import nn
@@ -50,6 +52,12 @@ def fixup_normal_(tensor: torch.Tensor, name: str, index: int, depth: int) -> to
 def raising_init_(tensor: torch.Tensor) -> torch.Tensor:
     """A user's init with a bug: it looks up a key that is not there."""
     return {}["gain"]
+
+
+def killed_init_(tensor: torch.Tensor) -> torch.Tensor:
+    """An init whose process is killed (the OOM killer, say): in a joblib sweep, its worker dies under the launcher."""
+    os.kill(os.getpid(), signal.SIGKILL)
+    return tensor
 
 
 def load_blobs(n_train: int = 400, n_test: int = 100, seed: int = 0) -> tuple[torch.Tensor, ...]:

@@ -144,6 +144,7 @@ class SweepSummary(Callback):
         from initlab.run import signals
 
         signals.STATE.sweep_dir = Path(config.hydra.sweep.dir).absolute()  # a signal now: mark, forward, finish
+        signals.STATE.summarise = write_summary  # a launcher that breaks: the run's last word is this summary
         signals.clear_sweep_marks(signals.STATE.sweep_dir)  # a sweep run again (to resume it) starts unmarked
         # the sweep's config, as Hydra's basic sweeper leaves it (other sweepers, Optuna's, write none)
         write_atomic(signals.STATE.sweep_dir / "multirun.yaml", OmegaConf.to_yaml(config))

@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import hydra
@@ -133,7 +134,7 @@ def main() -> None:
         sys.exit(1)
     except Exception as e:
         if signals.STATE.sweep_dir is not None:  # the launcher or sweeper broke (a worker killed, say)
-            summarise_broken_sweep(signals.STATE.sweep_dir, e)
+            summarise_broken_sweep(signals.STATE.sweep_dir, e, signals.STATE.summarise)
         if STARTED:
             raise  # a bug in a job: the traceback is what helps
         # before any job ran: Hydra composing the config (a bad value for a group, broken YAML, a log file that
@@ -145,14 +146,15 @@ def main() -> None:
         sys.exit(1)
 
 
-def summarise_broken_sweep(sweep_dir: Path, e: Exception) -> None:
-    """A sweep its launcher could not finish: say why, and summarise what ran (the rest listed as not run)."""
-    from initlab.report.summary import write_summary
-
+def summarise_broken_sweep(sweep_dir: Path, e: Exception, summarise: Callable[[Path], object] | None) -> None:
+    """A sweep its launcher could not finish: say why, and summarise what ran (the rest listed as not run) with the
+    sweep's own summary writer (handed down by its callback, so the run machinery imports no reporting)."""
     log.error("sweep stopped: %s", describe(e))
     if any(sweep_dir.glob("*/.hydra")):
+        if summarise is None:  # a sweep without the summary callback
+            sys.exit(1)
         try:
-            write_summary(sweep_dir)
+            summarise(sweep_dir)
             log.error("its summary lists the jobs that did not finish: %s", sweep_dir / "summary.md")
         except Exception as s:
             log.error("could not write the sweep's summary: %s", describe(s))

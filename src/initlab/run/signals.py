@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +45,7 @@ class SignalState:
     received: int | None = None  # the first signal this process got
     received_at: float = 0.0
     sweep_dir: Path | None = None  # in a sweep: where to mark it interrupted; its JOBS dir lists running jobs
+    summarise: Callable[[Path], object] | None = None  # in a sweep: its summary writer, set by its summary callback
 
     def handle(self, signum: int, frame: object) -> None:
         first = self.received is None
