@@ -335,3 +335,25 @@ def _saved(states: dict) -> io.BytesIO:
     torch.save(states, buffer)
     buffer.seek(0)
     return buffer
+
+
+def test_a_resume_keeps_the_event_files_points_before_its_checkpoint_step_only(tmp_path: Path) -> None:
+    from torch.utils.tensorboard import SummaryWriter
+
+    from initlab.run.events import carry_over
+
+    old, new = tmp_path / "old", tmp_path / "new"
+    writer = SummaryWriter(str(old))
+    for step in range(6):  # the interrupted segment logged steps 0..5; its checkpoint is at step 3
+        writer.add_scalar("train/loss", 1.0 / (step + 1), step)
+    writer.close()
+    link = old / "events.out.tfevents.1.link"
+    link.symlink_to(next(old.glob("events.*")))  # not the run's: never followed
+    new.mkdir()
+    carry_over(old, new, 3)  # resumed into another dir: copied there, trimmed there
+    assert [s for s, _ in scalars(new)["train/loss"]] == [0, 1, 2]  # step 3 is logged again by the resumed run
+    assert not (new / link.name).exists()
+    link.unlink()
+    assert [s for s, _ in scalars(old)["train/loss"]] == [0, 1, 2, 3, 4, 5]  # the old dir is left as it was
+    carry_over(old, old, 3)  # resumed in its own dir: trimmed in place
+    assert [s for s, _ in scalars(old)["train/loss"]] == [0, 1, 2]
