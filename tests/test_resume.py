@@ -146,9 +146,9 @@ def test_a_model_with_dropout_resumes_to_the_same_numbers(make_cfg, uninterrupte
 def test_gradient_accumulation_interrupted_mid_window_resumes_exactly(
     make_cfg, uninterrupted, tmp_path, monkeypatch, signalled
 ):
-    mine = ["+trainer.accumulate_grad_batches=3", "trainer.val_check_interval=4", "trainer.max_epochs=4"]
+    mine = ["+trainer.accumulate_grad_batches=2", "trainer.val_check_interval=4", "trainer.max_epochs=4"]
     whole = uninterrupted(SIGNAL_AT, *mine)[0]
-    monkeypatch.setenv("SIGNAL_AT", "1")  # optimizer step 1: batch 3 to 5 of the first window pair, mid-window
+    monkeypatch.setenv("SIGNAL_AT", "1")  # at optimizer step 1 (batch 2): stops after that batch, mid-window
     monkeypatch.setenv("SIGNAL_AT_SIGNAL", "SIGTERM")
     with pytest.raises(signals.Interrupted):
         run(make_cfg(SIGNAL_AT, *mine, out=tmp_path / "run"))
