@@ -311,6 +311,26 @@ def test_the_best_checkpoint_and_score_move_with_a_run_resumed_elsewhere(tmp_pat
     assert cb.best_model_score.item() == pytest.approx(0.8)
 
 
+@pytest.mark.parametrize("where", ["outside", "link"])
+def test_a_best_checkpoint_path_that_is_not_the_runs_own_is_never_copied(tmp_path: Path, where: str) -> None:
+    from initlab.run.checkpoints import BestCheckpoint
+
+    old = tmp_path / "old" / "checkpoints"
+    old.mkdir(parents=True)
+    secret = tmp_path / "secret.ckpt"
+    secret.write_bytes(b"not the run's")
+    best = secret if where == "outside" else old / "best.ckpt"  # a file elsewhere, or a link to it in the run's dir
+    if where == "link":
+        best.symlink_to(secret)
+    new_dir = tmp_path / "new" / "checkpoints"
+    cb = BestCheckpoint(dirpath=new_dir, filename="best", monitor="val/acc", mode="max", save_last=True)
+    score = torch.tensor(0.8)
+    cb.load_state_dict({"monitor": "val/acc", "best_model_score": score, "best_model_path": str(best),
+                        "dirpath": str(old), "best_k_models": {str(best): score}, "last_model_path": ""})  # fmt: skip
+    assert not new_dir.exists() or not list(new_dir.iterdir())  # nothing of the checkpoint's naming was read
+    assert cb.best_model_score.item() == pytest.approx(0.8)  # the score is kept
+
+
 def test_same_seed_same_numbers_other_seed_other_numbers(make_cfg, tmp_path: Path) -> None:
     a, b = (run(make_cfg("seed=0", out=tmp_path / name)) for name in ("a", "b"))  # 0 seeds too: it is not "no seed"
     c = run(make_cfg("seed=4", out=tmp_path / "c"))

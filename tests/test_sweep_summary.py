@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from initlab.report.summary import SweepSummary, write_summary
+from initlab.report.summary import SweepSummary, steps_to, write_summary
 from initlab.report.sweep import collect
 from initlab.report.table import grid, summarise, swept_keys
 from tests.conftest import fake_job, write_multirun
@@ -53,6 +53,12 @@ def test_csv_has_one_row_per_job_with_status(sweep: Path) -> None:
     assert by["normal", "relu", "0"]["status"] == "diverged"
     assert by["lecun", "tanh", "0"]["steps_to_90"] == "1000"
     assert float(by["lecun", "tanh", "1"]["test/acc"]) == pytest.approx(0.98)
+
+
+def test_steps_to_90_is_the_first_validation_at_or_above_90_percent() -> None:
+    assert steps_to([[500, 0.85], [1000, 0.9], [1500, 0.95]]) == 1000  # reaching 90.00 % counts
+    assert steps_to([[500, None], [1000, 0.93], [1500, 0.89]]) == 1000  # a missing value is skipped, not a stop
+    assert steps_to([[500, 0.5], [1000, 0.899]]) is None and steps_to(None) is None  # never reached: empty
 
 
 def test_markdown_table_mean_std_best_and_failures(sweep: Path) -> None:
