@@ -37,6 +37,23 @@ BAD = {  # name: (overrides, where, what the one line must say); {tmp} = a temp 
     "train a number": (["train=1"], "config", "train=1 is not allowed: one of True, False"),  # 1 == True in Python
     "a typo'd new key": (["+sed=1"], "config", "sed=1 is not a setting here (a typo?)"),
     "a deleted lr": (["~optimizer.lr"], "config", "optimizer.lr is missing: the run needs it"),
+    "deleted threads": (["~num_threads"], "config", "num_threads is missing: the run needs it"),
+    "a deleted batch size": (["~data.batch_size"], "config", "data.batch_size is missing: the run needs it"),
+    "a deleted data loader": (["~data.load"], "config", "data.load is missing: the run needs it"),
+    "a deleted init weight": (["~init.weight"], "config", "init.weight is missing: the run needs it"),
+    "a CNN with no channels": (["model=cnn", "model.channels=[0,16]"], "config", "model.channels[0]=0 is not allowed"),
+    "CNN channels a number": (["model=cnn", "model.channels=6"], "config", "model.channels=6 is not allowed: a list"),
+    "wandb offline maybe": (
+        ["logger=wandb", "logger.wandb.offline=maybe"],
+        "config",
+        "logger.wandb.offline='maybe' is not allowed: one of True, False",
+    ),
+    "a null callback": (
+        ["++callbacks.model_summary=null"],
+        "config",
+        "callbacks.model_summary=None is not allowed: a config with a _target_ (to leave it out: "
+        "~callbacks.model_summary)",
+    ),
     # optimizer and schedule
     "zero lr": (["optimizer.lr=0"], "config", "optimizer.lr=0 is not allowed: a finite number > 0"),
     "negative lr": (["optimizer.lr=-0.5"], "config", "optimizer.lr=-0.5 is not allowed: a finite number > 0"),
@@ -251,6 +268,8 @@ def test_a_mistake_is_one_line_naming_key_value_and_allowed(make_cfg, tmp_path: 
 def test_the_command_line_answers_in_one_line_and_leaves_no_run_dir(
     case: str, tiny_mnist: Path, tmp_path: Path
 ) -> None:
+    if "hparams_search=optuna" in BAD[case][0]:
+        pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="the optuna extra is not installed")
     broken_files(tmp_path)
     message = BAD[case][2]
     run_dir = tmp_path / "runs" / "run"
@@ -305,9 +324,30 @@ def test_every_shipped_numeric_setting_has_a_rule(make_cfg) -> None:
 def test_what_hydra_reads_before_any_job_is_checked(make_cfg, overrides: list[str], multirun: bool, message: str):
     from initlab.run.checks import launch
 
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="the optuna extra is not installed")
+
     with pytest.raises(InitLabError, match=re.escape(message)):
         launch(make_cfg(*overrides), multirun=multirun)
     launch(make_cfg("hparams_search=optuna"), multirun=True)  # a search, under -m: fine
+
+
+def test_a_sweep_is_checked_before_its_first_job(make_cfg) -> None:
+    from omegaconf import open_dict, read_write
+
+    from initlab.run.checks import launch
+
+    cfg = make_cfg("summary.tune=optimizer.lr")
+    with pytest.raises(InitLabError, match=re.escape("summary.tune='optimizer.lr' is not allowed: a key this sweep "
+                                                     "gives several values (swept: none)")):  # fmt: skip
+        launch(cfg, multirun=True)
+    with read_write(cfg.hydra), open_dict(cfg.hydra):
+        cfg.hydra.sweeper.params = {"optimizer.lr": "0.1,0.3", "seed": "0,1"}  # as an experiment file sweeps it
+    launch(cfg, multirun=True)  # swept: fine
+    with pytest.raises(InitLabError, match=re.escape("summary.tune='seed' is not allowed")):
+        launch(make_cfg("summary.tune=seed"), multirun=True)
+    with pytest.raises(InitLabError, match=re.escape("experiment=['deep', 'cnn_table'] is not allowed: one choice (to "
+                                                     "sweep, -m experiment=deep,cnn_table)")):  # fmt: skip
+        launch(make_cfg("experiment=[deep,cnn_table]"), multirun=True)
 
 
 @pytest.mark.slow

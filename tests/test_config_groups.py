@@ -64,6 +64,7 @@ def test_experiments_are_sweeps_that_say_how_to_run_them(make_cfg) -> None:
 def test_defaults_are_the_classic_experiment(make_cfg) -> None:
     cfg = make_cfg(fast=False)
     assert list(cfg.model.hidden_dims) == [100] and cfg.data.batch_size == 100
+    assert (cfg.data.val_size, cfg.trainer.val_check_interval) == (5000, 500)  # 55k to train on: 550 steps an epoch
     assert (cfg.optimizer.lr, cfg.optimizer.momentum, cfg.optimizer.nesterov) == (0.1, 0.9, True)
     assert cfg.scheduler.scheduler.step_size == 1 and cfg.scheduler.scheduler.gamma == 0.96
     assert cfg.scheduler.interval == "epoch" and cfg.trainer.max_epochs == 5

@@ -109,8 +109,10 @@ def test_the_edge_of_chaos_composes_on_cifar10(make_cfg) -> None:
         ("blobs_missing", "data.load=tests.user_models.load_missing failed: FileNotFoundError: no blobs.npz in "),
         ("blobs_int64", "data.load (tests.user_models.load_blobs_int64) gave training images of dtype int64 "
                         "(values 0..1000); images must be uint8 (pixels 0..255) or float"),
+        ("blobs_grad", "data.load (tests.user_models.load_blobs_grad) gave training images that require grad "
+                       "(requires_grad=True); return plain data: x.detach()"),
     ],
-    ids=["raises", "int64"],
+    ids=["raises", "int64", "requires_grad"],
 )  # fmt: skip
 def test_a_users_data_set_that_fails_is_one_line_naming_its_load(make_cfg, data: str, line: str) -> None:
     from initlab.errors import DataError
@@ -156,3 +158,88 @@ def test_the_cnn_on_too_small_a_data_set_is_one_line(make_cfg) -> None:
                        r"\(two 5x5 convolutions and 2x2 pools\); this data's are 8x8") as e:  # fmt: skip
         build(make_cfg(USER, "data=blobs", "model=cnn"))
     assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("data", "why"), [("blobs_exit", "SystemExit: 3"), ("blobs_ctrl_c", "KeyboardInterrupt")], ids=["exit", "ctrl_c"]
+)
+def test_a_users_load_that_exits_is_a_failure_of_that_load(make_cfg, tmp_path: Path, data: str, why: str) -> None:
+    """sys.exit() or a KeyboardInterrupt raised by the load itself (no signal was sent) is the load's failure: one
+    line naming it, and no record (a single run's mistake before training), not a silent exit."""
+    from initlab.errors import DataError
+
+    out = tmp_path / "run"
+    with pytest.raises(DataError) as e:
+        run(make_cfg(USER, f"data={data}", out=out))
+    load = data.replace("blobs_", "load_")
+    assert str(e.value) == f"data.load=tests.user_models.{load} failed: {why}"
+    assert not (out / "metrics.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("model", "line"),
+    [
+        ("two_outputs", "model=two_outputs gives a tuple for 2 images, not a tensor of shape [2, 10] (the logits for "
+                        "data=mnist's 10 classes)"),
+        ("no_parameters", "model=no_parameters has no trainable parameters: the optimizer would have nothing to train"),
+    ],
+    ids=["tuple", "no_parameters"],
+)  # fmt: skip
+def test_a_model_that_cannot_train_is_one_line_before_training(make_cfg, model: str, line: str) -> None:
+    from initlab.errors import ConfigError
+
+    with pytest.raises(ConfigError) as e:
+        build(make_cfg(USER, f"model={model}"))
+    assert str(e.value) == line
+
+
+def test_layers_an_init_does_not_fill_are_named_in_one_line(make_cfg, caplog: pytest.LogCaptureFixture) -> None:
+    """An LSTM's weights, a batch norm's scale, a parameter of the model's own: left at torch's init, all named."""
+    import logging
+
+    caplog.set_level(logging.INFO, logger="initlab.inits")
+    torch.manual_seed(0)
+    default_lstm = torch.nn.LSTM(28, 16, batch_first=True).weight_hh_l0
+    torch.manual_seed(0)
+    net = build(make_cfg(USER, "model=recurrent", "init=zero"))[1].net
+    lines = [r.getMessage() for r in caplog.records if "torch's default" in r.getMessage()]
+    assert lines == ["init leaves RecurrentNet's own parameters, rnn (LSTM), norm (BatchNorm1d) at torch's default"]
+    assert net.out.weight.abs().max().item() == 0  # the Linear is the init's
+    assert torch.equal(net.rnn.weight_hh_l0, default_lstm) and net.temperature.item() == 1.0  # the rest is torch's
+
+
+def test_a_calibration_that_exits_fails_the_run_in_one_line(make_cfg, tmp_path: Path) -> None:
+    """sys.exit(0) in a user's calibrate is that code's failure, not a run that ended well: one line, `failed`."""
+    from initlab.errors import ConfigError
+    from tests.conftest import record
+
+    line = ("init.calibrate (tests.user_models.exit_calibration) failed on the first training batch: "
+            "SystemExit: 0")  # fmt: skip
+    with pytest.raises(ConfigError) as e:
+        run(make_cfg(USER, "init=exiting_calibration", out=tmp_path / "run"))
+    assert str(e.value) == line
+    saved = record(tmp_path / "run")  # training had begun: its record says how it ended
+    assert saved["status"] == "failed" and saved["error"] == line and saved["init"] == "exiting_calibration"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("choice", "line", "left"),
+    [
+        ("data=blobs_exit", "data.load=tests.user_models.load_exit failed: SystemExit: 3", False),
+        ("init=exiting_calibration", "init.calibrate (tests.user_models.exit_calibration) failed on the first "
+                                     "training batch: SystemExit: 0", True),
+    ],
+    ids=["load", "calibrate"],
+)  # fmt: skip
+def test_user_code_that_exits_ends_the_run_with_status_1_and_one_line(
+    tmp_path: Path, tiny_mnist: Path, choice: str, line: str, left: bool
+) -> None:
+    """Its exit status is not the run's: sys.exit(0) in a calibration exited 0 with no line, sys.exit(3) in a load 3."""
+    from tests.conftest import FAST, record, run_cli
+
+    out = tmp_path / "run"
+    cli = run_cli(USER, choice, f"data.data_dir={tiny_mnist}", *FAST, f"hydra.run.dir={out}")
+    assert cli.returncode == 1 and "Traceback" not in cli.stderr, cli.stderr
+    assert cli.stderr.strip().splitlines()[-1].endswith(f"- {line}")
+    assert record(out)["status"] == "failed" if left else not out.exists()  # a run that trained keeps its record

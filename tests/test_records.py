@@ -14,7 +14,7 @@ from initlab.errors import ConfigError, OutputError
 from initlab.files import write_atomic, write_json_atomic
 from initlab.module import Classifier
 from initlab.run.record import judge
-from tests.conftest import build, run, scalars
+from tests.conftest import FAST, build, run, run_cli, scalars
 
 RECORD_KEYS = {"init", "act", "model", "data", "optimizer", "scheduler", "seed", "mode", "status", "val_history",
                "first_step_unix", "startup_s", "val/acc", "val/loss", "test/acc", "test/loss", "val/acc_best",
@@ -197,3 +197,26 @@ def test_the_lr_monitor_and_the_logged_loss_match_the_run(make_cfg, tmp_path: Pa
     assert math.isclose(logged[record["steps"] - 1], record["train/loss"], rel_tol=1e-6)  # the last logged loss
     module = build(make_cfg())[1]
     assert module.log_every_n_steps == 2  # the module logs only on the steps the logger writes
+
+
+def test_a_disk_fault_a_library_wraps_is_still_one_line(tiny_mnist: Path, tmp_path: Path) -> None:
+    from initlab.run.cli import disk_fault
+
+    try:
+        try:
+            raise OSError(28, "No space left on device", b"/full/x")
+        except OSError as inner:
+            raise ValueError("you tried to log -1 which is currently not supported") from inner
+    except ValueError as e:
+        e.add_note("no record was left either")
+        fault = disk_fault(e)
+    assert isinstance(fault, OSError) and fault.errno == 28 and fault.__notes__ == ["no record was left either"]
+    assert disk_fault(ValueError("a bug")) is None  # no disk behind it: a bug keeps its traceback
+
+
+@pytest.mark.slow
+def test_a_full_disk_while_lightning_logs_is_one_line(tiny_mnist: Path, tmp_path: Path) -> None:
+    proc = run_cli(f"data.data_dir={tiny_mnist}", *FAST, f"hydra.run.dir={tmp_path / 'run'}",
+                   "+callbacks.disk_full={_target_: tests.user_models.DiskFullAtTest}")  # fmt: skip
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert proc.stderr.strip().splitlines()[-1].endswith("/full/events.out.tfevents.x: No space left on device")

@@ -205,3 +205,13 @@ def test_the_same_sweep_twice_is_counted_once(tmp_path: Path, caplog) -> None:
     assert "b/init=kaiming,act=relu,seed=1 repeats a/init=kaiming,act=relu,seed=1" in caplog.text
     assert report_main([str(a), str(b), str(c), "--out", str(out)]) == 0
     assert "96.50 ± 1.24" in out.read_text()  # kaiming/tanh: 0.96, 0.965 (once each) and 0.97: 3 seeds
+
+
+def test_a_sweep_and_one_of_its_jobs_given_both_count_that_job_once(tmp_path: Path, caplog) -> None:
+    a = sweep_with_diagnostics(tmp_path / "a")
+    job = a / "init=kaiming,act=relu,seed=1"
+    out = tmp_path / "study.html"
+    assert report_main([str(a), str(job), "--out", str(out)]) == 0  # the job dir, given again as a single run
+    page = out.read_text()
+    assert "96.25 ± 3.18" in page and "12 jobs, 4 cells, 2 seed(s)" in page  # as a alone
+    assert f"{job} is a/init=kaiming,act=relu,seed=1 (the same run dir): counted once" in caplog.text

@@ -42,6 +42,21 @@ def test_a_dir_in_use_is_refused_naming_the_process_and_defaults_move_on(tmp_pat
     rundir.release(fresh)
 
 
+def test_a_sweep_run_again_into_its_own_dir_is_refused_up_front_unless_resumed(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    fake_job(sweep, ["init=lecun"], {"init": "lecun", "act": "relu", "seed": 0, "status": "ok", "test/acc": 0.9})
+    write_multirun(sweep, ["init=lecun"])
+    before = {p: p.read_bytes() for p in sweep.rglob("*") if p.is_file() and p.name != ".lock"}
+    proc = run_cli("-m", "init=lecun", "data.data_dir=x", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1].endswith(f"hydra.sweep.dir={str(sweep)!r} already holds a sweep "
+                                                         "(multirun.yaml); resume it with ckpt_path=last, or choose "
+                                                         "another hydra.sweep.dir=...")  # fmt: skip
+    assert {p: p.read_bytes() for p in sweep.rglob("*") if p.is_file() and p.name != ".lock"} == before  # untouched
+    assert rundir.claim(sweep, "hydra.sweep.dir", explicit=True, resuming=True) == sweep.absolute()
+    rundir.release(sweep)
+
+
 def test_a_dir_holding_a_run_is_refused_unless_resumed(tmp_path: Path) -> None:
     done = tmp_path / "done"
     (done / "checkpoints").mkdir(parents=True)

@@ -57,6 +57,7 @@ def test_csv_has_one_row_per_job_with_status(sweep: Path) -> None:
 
 def test_steps_to_90_is_the_first_validation_at_or_above_90_percent() -> None:
     assert steps_to([[500, 0.85], [1000, 0.9], [1500, 0.95]]) == 1000  # reaching 90.00 % counts
+    assert steps_to([[500, 0.85], [1000, 0.8999999761581421]]) == 1000  # 90 % as a run writes it (float32)
     assert steps_to([[500, None], [1000, 0.93], [1500, 0.89]]) == 1000  # a missing value is skipped, not a stop
     assert steps_to([[500, 0.5], [1000, 0.899]]) is None and steps_to(None) is None  # never reached: empty
 
@@ -95,6 +96,34 @@ def test_a_sweep_with_a_job_that_never_ran_fails_even_when_none_failed(tmp_path:
     fake_job(tmp_path, ["init=kaiming"], {"init": "kaiming", "act": "relu", "seed": 0, "status": "ok",
                                           "test/acc": 0.9})  # fmt: skip
     SweepSummary().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))  # all ran: 0
+
+
+def test_a_job_that_failed_in_the_sweeps_last_run_is_failed_whatever_its_dir_holds(tmp_path: Path) -> None:
+    from initlab.run.signals import clear_sweep_marks, mark_failed
+
+    ok = {"act": "relu", "seed": 0, "status": "ok", "test/acc": 0.9}
+    fake_job(tmp_path, ["init=lecun"], ok | {"init": "lecun"})
+    job = fake_job(tmp_path, ["init=kaiming"], ok | {"init": "kaiming"})  # an older run's record, still "ok"
+    write_multirun(tmp_path, ["init=lecun,kaiming"])
+    mark_failed(tmp_path, job, "hydra.run.dir='...' holds train.log, a symbolic link the run did not make")
+    with pytest.raises(SystemExit) as exit_info:
+        SweepSummary().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))
+    assert exit_info.value.code == 1
+    by = {r["init"]: r for r in csv.DictReader((tmp_path / "summary.csv").open())}
+    assert by["kaiming"]["status"] == "failed" and by["lecun"]["status"] == "ok"
+    assert "a symbolic link the run did not make" in (tmp_path / "summary.md").read_text()
+    clear_sweep_marks(tmp_path)  # the sweep run again starts with no failures
+    SweepSummary().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))
+
+
+def test_a_sweep_whose_summary_cannot_be_written_fails(tmp_path: Path) -> None:
+    for init in ("lecun", "kaiming"):  # every job ran to its end: only the summary fails
+        fake_job(tmp_path, [f"init={init}"], {"init": init, "act": "relu", "seed": 0, "status": "ok", "test/acc": 0.9})
+    write_multirun(tmp_path, ["init=lecun,kaiming"])
+    (tmp_path / "summary.png").mkdir()  # its place is taken: the write fails, as on a full disk
+    with pytest.raises(SystemExit) as exit_info:
+        SweepSummary().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))
+    assert exit_info.value.code == 1
 
 
 @pytest.mark.slow  # subprocesses
@@ -219,9 +248,10 @@ def two_seed_sweep(root: Path, odd: dict) -> Path:
     return root
 
 
-@pytest.mark.parametrize("value", [float("nan"), float("inf")])
-def test_a_non_finite_test_acc_is_named_and_listed_as_diverged(tmp_path: Path, caplog, value: float) -> None:
-    root = two_seed_sweep(tmp_path, {"test/acc": value})  # JSON's NaN / Infinity, as json.dumps writes them
+@pytest.mark.parametrize(("value", "status"), [(float("nan"), "ok"), (float("inf"), "ok"), (float("nan"), "stopped")])
+def test_a_non_finite_test_acc_is_named_and_listed_as_diverged(tmp_path: Path, caplog, value: float,
+                                                               status: str) -> None:  # fmt: skip
+    root = two_seed_sweep(tmp_path, {"test/acc": value, "status": status})  # NaN / Infinity, as json.dumps writes
     assert "NaN" in (root / "init=kaiming,seed=0" / "metrics.json").read_text() or value == float("inf")
     write_summary(root)  # no traceback (inf used to reach statistics.stdev)
     name = "init=kaiming,seed=0"

@@ -5,6 +5,8 @@ import json
 import os
 import pickle
 import re
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -141,6 +143,16 @@ def test_a_target_the_command_line_names_is_trusted(make_cfg, uninterrupted, tmp
     assert record["mode"] == "evaluate" and "test/acc" in record
 
 
+def test_a_target_inside_a_dict_the_command_line_gives_is_trusted_at_its_path() -> None:
+    from initlab.run.trust import offered
+
+    early = "+callbacks.es={_target_: lightning.pytorch.callbacks.EarlyStopping, monitor: val/acc, mode: max}"
+    found = offered([], [early, "+model.extra=[{_target_: torch.nn.Identity}]"])
+    assert ("callbacks.es", "lightning.pytorch.callbacks.EarlyStopping") in found  # the record's own advice works
+    assert ("model.extra[0]", "torch.nn.Identity") in found
+    assert ("callbacks", "lightning.pytorch.callbacks.EarlyStopping") not in found  # only at the path it was given
+
+
 def test_a_value_from_the_checkpoint_is_named_as_the_checkpoints(make_cfg, uninterrupted, tmp_path: Path) -> None:
     evil = crafted(uninterrupted, tmp_path, ("optimizer", "lr"), -1.0)
     with pytest.raises(
@@ -215,3 +227,91 @@ def test_a_resume_in_a_sweep_dir_is_refused(make_cfg, tmp_path: Path) -> None:
     (tmp_path / "multirun.yaml").write_text("hydra: {}\n")
     with pytest.raises(OutputError, match=r"is a sweep dir \(multirun.yaml\); resume its jobs with `-m`"):
         rundir.claim(tmp_path, "hydra.run.dir", explicit=True, resuming=True)
+
+
+def _deep(depth: int) -> list:
+    node: list = []
+    for _ in range(depth):
+        node = [node]
+    return node
+
+
+def _set(*keys: str | int, to: object) -> Callable[[dict], None]:
+    """A change to a saved checkpoint: the value at saved[k1][k2]... becomes `to`."""
+
+    def change(saved: dict) -> None:
+        node = saved
+        for k in keys[:-1]:
+            node = node[k]
+        node[keys[-1]] = to
+
+    return change
+
+
+MALFORMED = {  # a field of the run state the run uses, made malformed -> what the one line says
+    "an optimizer buffer of another shape": (  # crashed the process (SIGSEGV) in the fused kernel
+        _set("optimizer_states", 0, "state", 0, to={"momentum_buffer": torch.zeros(3)}),
+        r"optimizer_states\[0\]\.state\[0\]\.momentum_buffer has shape \[3\]; its parameter net\.fc1\.weight",
+    ),
+    "an optimizer with another parameter count": (
+        _set("optimizer_states", 0, "param_groups", 0, "params", to=[0, 1]),
+        r"optimizer_states\[0\]\.param_groups\[0\]\.params is \[0, 1\], not the ids of the model's 4 parameters",
+    ),
+    "an optimizer hyperparameter that is not a number": (
+        _set("optimizer_states", 0, "param_groups", 0, "momentum", to="x"),
+        r"param_groups\[0\]\.momentum is 'x', not a number",
+    ),
+    "rng that is a string": (_set("initlab", "rng", to="garbage"), r"initlab\.rng is 'garbage', not the generators"),
+    "rng with a string for numpy's keys": (_set("initlab", "rng", "numpy", 1, to="k"), r"initlab\.rng\.numpy is not"),
+    "rng with a short python state": (_set("initlab", "rng", "python", 1, to=[1, 2]), r"initlab\.rng\.python is not"),
+    "val_history of junk": (  # trained the whole run, then an IndexError in evaluate
+        _set("val_history", to=[["a", "b"], [None]]),
+        r"val_history\[0\] is \['a', 'b'\], not \[step, accuracy\]",
+    ),
+    "a 3000-deep config": (  # a RecursionError of 2748 lines
+        _set("initlab", "config", "extra", to=_deep(3000)),
+        r"initlab\.config nests deeper than 64 levels",
+    ),
+    "a choice that is a path": (
+        _set("initlab", "choices", "act", to="../../../tmp/pwn"),
+        r"initlab\.choices\.act is '\.\./\.\./\.\./tmp/pwn', not a config file's name",
+    ),
+    "a choice with a line break": (
+        _set("initlab", "choices", "act", to="relu\n[ERROR] a fake line"),
+        r"initlab\.choices\.act is 'relu\\n\[ERROR\] a fake line', not a config file's name",
+    ),
+    "a negative wall time": (_set("initlab", "elapsed_s", to=-1e9), r"initlab\.elapsed_s is -1000000000\.0, not a"),
+    "a resume from past the checkpoint": (
+        _set("initlab", "resumed", to=[{"from_step": 10**15, "overrides": []}]),
+        r"initlab\.resumed\[0\]\.from_step is 1000000000000000, beyond the checkpoint's step",
+    ),
+    "resumes of junk": (_set("initlab", "resumed", to=[{"from_step": "x"}, 5]), r"initlab\.resumed\[0\] is "),
+    "a step the loops do not count": (_set("global_step", to=10**15), r"global_step is 10+, but the loops count"),
+    "a gradient of another shape": (
+        _set("initlab", "grads", to={"net.fc1.weight": torch.zeros(3)}),
+        r"initlab\.grads\['net\.fc1\.weight'\] is a tensor of shape \[3\], not a gradient",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_a_malformed_run_state_is_one_line_before_anything_uses_it(
+    make_cfg, uninterrupted, tmp_path: Path, case: str
+) -> None:
+    change, said = MALFORMED[case]
+    saved = torch.load(real_checkpoint(uninterrupted), weights_only=True)
+    change(saved)
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(10_000)  # pickling the deep config recurses; reading it back does not
+    try:
+        torch.save(saved, tmp_path / "odd.ckpt")
+    finally:
+        sys.setrecursionlimit(limit)
+    modes = [["trainer.max_epochs=3"]] + ([["train=false"]] if not case.startswith("an optimizer") else [])
+    for i, extra in enumerate(modes):
+        out = tmp_path / f"out{i}"
+        with pytest.raises(CheckpointError, match=said) as info:
+            run(make_cfg(f"ckpt_path={tmp_path / 'odd.ckpt'}", *extra, out=out))
+        message = str(info.value)
+        assert "\n" not in message and str(tmp_path / "odd.ckpt") in message and "is malformed" in message
+        assert not (out / "metrics.json").exists() and not list(out.glob("checkpoints/*.ckpt"))

@@ -111,3 +111,78 @@ class ExpAct(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return torch.exp(z)
+
+
+class TwoOutputs(nn.Module):
+    """A user's model that returns (logits, features), as some papers' code does: not the logits the loss needs."""
+
+    def __init__(self, act, num_classes: int = 10) -> None:
+        super().__init__()
+        self.fc, self.act, self.out = nn.Linear(784, 32), act(), nn.Linear(32, num_classes)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.act(self.fc(x.flatten(1)))
+        return self.out(features), features
+
+
+class NoParameters(nn.Module):
+    """A user's 'model' with nothing to train: the activation of the first pixels, one per class."""
+
+    def __init__(self, act, num_classes: int = 10) -> None:
+        super().__init__()
+        self.act, self.num_classes = act(), num_classes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(x.flatten(1)[:, : self.num_classes])
+
+
+class RecurrentNet(nn.Module):
+    """An LSTM over the image's rows, a batch norm, a linear head and a learnt temperature of its own: only the
+    Linear is an init's to fill; the others keep torch's init and are named."""
+
+    def __init__(self, act, num_classes: int = 10, hidden: int = 16) -> None:
+        super().__init__()
+        self.rnn = nn.LSTM(28, hidden, batch_first=True)
+        self.norm, self.act, self.out = nn.BatchNorm1d(hidden), act(), nn.Linear(hidden, num_classes)
+        self.temperature = nn.Parameter(torch.ones(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows, _ = self.rnn(x[:, 0])  # [B, 28 rows, 28 pixels] -> [B, 28, hidden]
+        return self.out(self.act(self.norm(rows[:, -1]))) / self.temperature
+
+
+def load_blobs_grad() -> tuple[torch.Tensor, ...]:
+    """A user's load with a bug: training images that require grad (a leaf of autograd's graph)."""
+    x, y, xt, yt = load_blobs()
+    return x.requires_grad_(), y, xt, yt
+
+
+def load_exit() -> tuple[torch.Tensor, ...]:
+    """A user's load that calls sys.exit(3) (a script's habit) instead of raising."""
+    raise SystemExit(3)
+
+
+def load_ctrl_c() -> tuple[torch.Tensor, ...]:
+    """A user's load that raises KeyboardInterrupt itself (no signal was sent)."""
+    raise KeyboardInterrupt
+
+
+def exit_calibration(net: nn.Module, x: torch.Tensor) -> None:
+    """A user's data-dependent init that calls sys.exit(0) on the first batch instead of returning."""
+    raise SystemExit(0)
+
+
+class DiskFullAtTest:
+    """A callback whose disk fills up as the test metrics are logged: Lightning wraps the OSError in a ValueError."""
+
+    def __new__(cls) -> object:
+        from lightning.pytorch.callbacks import Callback
+
+        class _DiskFull(Callback):
+            def on_test_start(self, trainer: object, pl_module: object) -> None:
+                try:
+                    raise OSError(28, "No space left on device", "/full/events.out.tfevents.x")
+                except OSError as e:
+                    raise ValueError("you tried to log -1 which is currently not supported") from e
+
+        return _DiskFull()

@@ -32,6 +32,10 @@ LAYER_ARGS = ("name", "index", "depth")  # what a weight function may ask for, b
 _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
         ast.Pow: operator.pow, ast.USub: operator.neg}  # fmt: skip
 _FUNCS = {"max": max, "min": min, "sqrt": math.sqrt}
+# What user code (a model, an init, a calibration, a data set's load) may raise besides an Exception, as its own
+# failure: a real signal never arrives as one of these (the run's handlers turn it into
+# initlab.run.signals.Interrupted, a BaseException of its own, which is never caught with these).
+USER_EXITS = (SystemExit, KeyboardInterrupt)
 
 
 def variance(expr: str | float, names: dict[str, float]) -> float:
@@ -106,6 +110,16 @@ def weighted_layers(model: Any) -> list[tuple[str, Any]]:
     return [(n, m) for n, m in model.named_modules() if type(m).__name__ in WEIGHTED]
 
 
+def untouched_layers(model: Any) -> list[str]:
+    """'name (Type)' of every module holding parameters of its own that an init does not fill: a norm's scale, an
+    LSTM's weights, a transposed conv, a bare nn.Parameter of the model itself."""
+    found = []
+    for name, module in model.named_modules():
+        if type(module).__name__ not in WEIGHTED and next(module.parameters(recurse=False), None) is not None:
+            found.append(f"{name} ({type(module).__name__})" if name else f"{type(module).__name__}'s own parameters")
+    return found
+
+
 def _filler(init: dict[str, Any]) -> Callable | None:
     """The weight function as `fill(tensor, name, index, depth)`, passing on only what it asks for."""
     if not init.get("weight"):
@@ -123,7 +137,7 @@ def _filler(init: dict[str, Any]) -> Callable | None:
 def apply_init(model: Any, init: dict[str, Any]) -> Any:
     """Fill every Linear and Conv weight of `model` by init["weight"], biases by init["bias"].
 
-    Any other layer with a weight (a norm's scale, an embedding) keeps torch's init, and says so in one line.
+    Any other layer with parameters (a norm's scale, an embedding, an LSTM) keeps torch's init, named in one line.
     """
     import torch
     from hydra.utils import instantiate
@@ -132,10 +146,9 @@ def apply_init(model: Any, init: dict[str, Any]) -> Any:
     bias = init.get("bias", "zero")
     fill_bias: Callable | None = instantiate(bias, _partial_=True) if isinstance(bias, dict) else None
     layers = weighted_layers(model)
+    if untouched := untouched_layers(model):
+        log.info("init leaves %s at torch's default", ", ".join(untouched))
     with torch.no_grad():
-        for name, layer in model.named_modules():
-            if isinstance(getattr(layer, "weight", None), torch.nn.Parameter) and type(layer).__name__ not in WEIGHTED:
-                log.info("init leaves %s (%s) at torch's default", name, type(layer).__name__)
         for index, (name, layer) in enumerate(layers):
             if fill is not None:
                 fill(layer.weight, name=name, index=index, depth=len(layers))
@@ -154,7 +167,7 @@ def calibrate(model: Any, init: dict[str, Any], x: Any) -> None:
 
     try:
         instantiate(init["calibrate"], _partial_=True)(model, x)
-    except Exception as e:  # a user's calibration is code we cannot vouch for: name it, in one line
+    except (Exception, *USER_EXITS) as e:  # a user's calibration is code we cannot vouch for: name it, in one line
         raise ConfigError(f"init.calibrate ({init['calibrate'].get('_target_')}) failed on the first training "
                           f"batch: {describe(e)}") from e  # fmt: skip
 

@@ -19,6 +19,7 @@ from hydra.utils import get_object, instantiate
 
 from initlab.data.batches import BatchLoader, IndexBatches
 from initlab.errors import DataError, InitLabError
+from initlab.inits import USER_EXITS
 
 log = logging.getLogger(__name__)
 Tensors = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
@@ -64,8 +65,12 @@ def check_tensors(tensors: Any, where: str, image_shape: tuple[int, ...], num_cl
 
 
 def _check_pixels(images: torch.Tensor, where: str, split: str) -> None:
-    """Images are uint8 (pixels 0..255, scaled to [0, 1]) or float (used as they are, so finite): one line if not.
-    Other dtypes would be cast to float unscaled (int64 pixels of 0..1000 would train as they are)."""
+    """Images are uint8 (pixels 0..255, scaled to [0, 1]) or float (used as they are, so finite), and plain data
+    (not requiring grad): one line if not. Other dtypes would be cast to float unscaled (int64 pixels of 0..1000
+    would train as they are)."""
+    if images.requires_grad:  # a leaf of autograd's graph: the first backward would run through the data set too
+        raise DataError(f"{where} gave {split} images that require grad (requires_grad=True); return plain data: "
+                        "x.detach()")  # fmt: skip
     dtype = str(images.dtype).removeprefix("torch.")
     if images.dtype != torch.uint8 and not images.dtype.is_floating_point:
         values = ""
@@ -104,9 +109,10 @@ class ImageData(pl.LightningDataModule):
             tensors = load(**{k: v for k, v in given.items() if k in params})
         except InitLabError:  # the shipped loaders' own lines name the file and the fix
             raise
-        except Exception as e:  # a user's load that raises: name it, not the run dir an OSError would blame
-            first = (str(e).strip().splitlines() or [""])[0]
-            raise DataError(f"data.load={target} failed: {type(e).__name__}: {first}") from e
+        except (Exception, *USER_EXITS) as e:  # a user's load that raises or exits: name it (an OSError would
+            first = (str(e).strip().splitlines() or [""])[0]  # blame the run dir; a SystemExit would end silently)
+            why = f"{type(e).__name__}: {first}" if first else type(e).__name__  # KeyboardInterrupt() says nothing
+            raise DataError(f"data.load={target} failed: {why}") from e
         return check_tensors(tensors, f"data.load ({target})", self.image_shape, self.num_classes)
 
     def prepare_data(self) -> None:

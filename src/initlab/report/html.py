@@ -37,13 +37,16 @@ def gather(dirs: list[Path]) -> tuple[list[dict[str, Any]], dict[str, list[str]]
     jobs, order, tune = [], {}, None
     for d in dirs:
         if (d / "metrics.json").exists() and not (d / "multirun.yaml").exists():  # a single run
-            jobs.append({**load_job(d, ()), "dir": str(d)})
+            jobs.append({**load_job(d, ()), "dir": str(d), "path": d.resolve()})
             continue
         sweep = sweep_config(d)
         for key, values in sweep_order(sweep).items():
             order[key] = list(dict.fromkeys([*order.get(key, []), *values]))
         tune = tune or OmegaConf.select(sweep, "summary.tune", default=None)
-        jobs += [{**j, "dir": f"{d.name}/{j['dir']}" if len(dirs) > 1 else j["dir"]} for j in collect(d)]
+        for j in collect(d):
+            ran = j["status"] != "not run"  # a planned job that never ran has no dir
+            jobs.append({**j, "dir": f"{d.name}/{j['dir']}" if len(dirs) > 1 else j["dir"],
+                         "path": (d / j["dir"]).resolve() if ran else None})  # fmt: skip
     return jobs, order, tune
 
 
@@ -52,9 +55,16 @@ def once(jobs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
     seeds: the first is kept (a planned job that never ran gives way to one that ran); -> (jobs, a note for
     each job left out, naming it and the one kept)."""
     kept: dict[tuple, int] = {}
+    seen: dict[Path, str] = {}  # a run dir reached twice (a sweep and one of its jobs, given both) is one job
     out: list[dict[str, Any]] = []
     notes = []
     for j in jobs:
+        if j.get("path") is not None and j["path"] in seen:
+            notes.append(f"{j['dir']} is {seen[j['path']]} (the same run dir): counted once")
+            log.warning("%s", notes[-1])
+            continue
+        if j.get("path") is not None:
+            seen[j["path"]] = j["dir"]
         key = tuple(sorted(j["choices"].items()))
         first = kept.get(key)
         if first is None:

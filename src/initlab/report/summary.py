@@ -18,6 +18,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from initlab.errors import describe
 from initlab.files import write_atomic
 from initlab.report.cells import Cell
 from initlab.report.cells import to_csv as cells_csv
@@ -42,7 +43,8 @@ METRICS = ("val/acc", "val/acc_best", "test/acc", "train/loss", "steps_to_90", "
 
 
 def steps_to(history: list[list[float]] | None, target: float = 0.9) -> int | None:
-    return next((int(step) for step, acc in history or [] if acc is not None and acc >= target), None)
+    # a run's accuracy is a float32 ratio of counts: 90 % is written 0.8999999761581421, and still reaches 90 %
+    return next((int(step) for step, acc in history or [] if acc is not None and acc >= target - 1e-6), None)
 
 
 def jobs_csv(jobs: list[dict[str, Any]]) -> str:
@@ -150,11 +152,12 @@ class SweepSummary(Callback):
         write_atomic(signals.STATE.sweep_dir / "multirun.yaml", OmegaConf.to_yaml(config))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        unwritten = False  # a sweep whose summary could not be written exits non-zero, whatever its jobs did
         try:
             jobs = write_summary(config.hydra.sweep.dir)
-        except Exception as e:  # Hydra would turn it into a warning and exit 0: the jobs still decide the status
-            log.error("could not write the sweep's summary: %s: %s", type(e).__name__, e)
-            jobs = collect(Path(config.hydra.sweep.dir)) or [{"dir": "(none)", "status": "failed"}]
+        except Exception as e:  # Hydra would turn it into a warning and exit 0
+            log.error("could not write the sweep's summary: %s", describe(e))
+            jobs, unwritten = collect(Path(config.hydra.sweep.dir)) or [{"dir": "(none)", "status": "failed"}], True
         stopped = sweep_interrupted(Path(config.hydra.sweep.dir))
         if stopped:
             left = sum(j["status"] in ("interrupted", "not run") for j in jobs)
@@ -165,3 +168,5 @@ class SweepSummary(Callback):
             log.error("%d of %d jobs did not run to their end: %s (see their metrics.json)", len(failed), len(jobs),
                       ", ".join(failed))  # fmt: skip
             sys.exit(1)  # Hydra turns a callback's exception into a warning; only exit sets the status
+        if unwritten:
+            sys.exit(1)

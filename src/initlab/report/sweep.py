@@ -23,6 +23,7 @@ from initlab.files import not_a_file, read_json
 from initlab.run import overrides as parsed
 from initlab.run.checks import SEED_MAX
 from initlab.run.record import RUN_KEYS
+from initlab.run.signals import failed_jobs
 
 log = logging.getLogger(__name__)
 NUMBERS = ("test/acc", "test/loss", "val/acc", "val/loss", "val/acc_best", "train/loss", "wall_time_s")
@@ -172,6 +173,10 @@ def collect(sweep_dir: Path) -> list[dict[str, Any]]:
     dirs |= {p.parent for p in sweep_dir.glob("*/metrics.json")}
     skip = excluded_keys(sweep)
     jobs = [load_job(d, skip) for d in sorted(dirs)]
+    for job, why in failed_jobs(sweep_dir).items():  # failed in the sweep's last run, whatever its dir holds
+        for j in jobs:
+            if j["dir"] == job:
+                j["metrics"], j["status"] = {"status": "failed", "error": why}, "failed"
     unmatched = list(jobs)
     for want in expected_jobs(sweep):
         match = next((j for j in unmatched if want.items() <= j["overrides"].items()), None)

@@ -23,6 +23,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from initlab.errors import CheckpointError, ConfigError, describe
+from initlab.inits import USER_EXITS
 from initlab.run import checks
 from initlab.run.resume import Plan
 
@@ -99,7 +100,7 @@ def check_arguments(cfg: DictConfig) -> None:
             hydra_log.setLevel(logging.CRITICAL)
             try:
                 target = get_object(node._target_)
-            except Exception as e:  # not importable: say which key names it
+            except (Exception, *USER_EXITS) as e:  # not importable (or its import exits): say which key names it
                 raise ConfigError(f"{key}._target_={node._target_!r} cannot be imported: {describe(e)}") from e
             finally:
                 hydra_log.setLevel(level)
@@ -124,8 +125,8 @@ def dry_run(cfg: DictConfig) -> None:
 
 
 def build_module(cfg: DictConfig, choices: dict[str, Any]) -> Any:
-    """The LightningModule (model, act, init), checked on an empty batch of the data's images: a model whose
-    output does not fit the data's classes is one line now, not an index error deep in training."""
+    """The LightningModule (model, act, init), checked on an empty batch of the data's images: a model with nothing to
+    train, or whose output is not [N, classes] logits for the data, is one line now, not an error deep in training."""
     import torch
 
     from initlab.module import Classifier
@@ -133,20 +134,25 @@ def build_module(cfg: DictConfig, choices: dict[str, Any]) -> Any:
     where = f"model={choices.get('model')} act={choices.get('act')} init={choices.get('init')}"
     try:
         module = Classifier.from_config(cfg)
-    except Exception as e:  # a nonlinearity torch does not know, a user's init that raises...
+    except (Exception, *USER_EXITS) as e:  # a nonlinearity torch does not know, a user's init that raises or exits...
         raise ConfigError(f"cannot build the model ({where}): {describe(e)}") from e
+    model, data = f"model={choices.get('model')}", f"data={choices.get('data')}"
+    if not any(p.requires_grad for p in module.net.parameters()):  # else the optimizer refuses it, deep in Lightning
+        raise ConfigError(f"{model} has no trainable parameters: the optimizer would have nothing to train")
     shape, classes = list(cfg.data.image_shape), cfg.data.num_classes
     was_training = module.training
     try:
         with torch.no_grad():
             out = module.eval()(torch.zeros(2, *shape))  # [2, C, H, W] -> [2, classes]
-    except Exception as e:
-        raise ConfigError(f"{where} cannot take data={choices.get('data')}'s {shape} images: {describe(e)}") from e
+    except (Exception, *USER_EXITS) as e:
+        raise ConfigError(f"{where} cannot take {data}'s {shape} images: {describe(e)}") from e
     finally:
         module.train(was_training)
+    if not torch.is_tensor(out):  # a tuple (logits, features), a dict: the loss needs the logits alone
+        raise ConfigError(f"{model} gives a {type(out).__name__} for 2 images, not a tensor of shape [2, {classes}] "
+                          f"(the logits for {data}'s {classes} classes)")  # fmt: skip
     if tuple(out.shape) != (2, classes):
-        model, data = choices.get("model"), choices.get("data")
-        raise ConfigError(f"model={model} gives outputs of shape {list(out.shape)} for 2 images; data={data} has "
+        raise ConfigError(f"{model} gives outputs of shape {list(out.shape)} for 2 images; {data} has "
                           f"{classes} classes, so it must give [2, {classes}]")  # fmt: skip
     return module
 

@@ -108,7 +108,8 @@ def init_rule(key: str, v: Any) -> None:
     either(one_of(None), target)(f"{key}.calibrate", v.get("calibrate"))
     if v.variance is None:
         return
-    numbers = {k: x for k, x in (v.weight or {}).items() if isinstance(x, int | float) and not isinstance(x, bool)}
+    weight = v.get("weight") or {}
+    numbers = {k: x for k, x in weight.items() if isinstance(x, int | float) and not isinstance(x, bool)}
     try:
         values = [
             variance(v.variance, {**numbers, "fan_in": i, "fan_out": o}) for i, o in ((100.0, 10.0), (9.0, 784.0))
@@ -192,6 +193,7 @@ RULES: dict[str, Rule] = {  # leaves first: a bad leaf is named before a rule th
     "data.num_classes": number(2, integer=True),
     "data.load": target,
     "model.hidden_dims": list_of(POSITIVE_INT, example="[100] (or [] for logistic regression)"),
+    "model.channels": list_of(POSITIVE_INT, example="[6, 16] (a conv block each)"),
     "model.depth": either(one_of(None), number(0, integer=True)),
     "model.width": POSITIVE_INT,
     "model.num_classes": number(2, integer=True),  # the data's (${data.num_classes}), unless a model says otherwise
@@ -238,9 +240,12 @@ RULES: dict[str, Rule] = {  # leaves first: a bad leaf is named before a rule th
     "callbacks.progress_bar.refresh_rate": number(0, integer=True),
     "summary.tune": either(one_of(None), tunable),
     "logger.mlflow.tracking_uri": either(one_of(None), store),
+    "logger.wandb.offline": FLAG,
 }
-REQUIRED = ("data._target_", "model._target_", "init.variance", "act._target_", "optimizer._target_", "optimizer.lr",
-            "scheduler", "trainer._target_", "trainer.max_epochs", "logger", "callbacks", "seed", "train")  # fmt: skip
+REQUIRED = ("data._target_", "data.load", "data.image_shape", "data.num_classes", "data.batch_size", "model._target_",
+            "init.weight", "init.variance", "act._target_", "optimizer._target_", "optimizer.lr", "scheduler",
+            "trainer._target_", "trainer.max_epochs", "logger", "callbacks", "seed", "num_threads", "ckpt_path",
+            "train")  # what the run reads without a default (present, even where null is allowed)  # fmt: skip
 SETTINGS = {  # nodes without a _target_, and the keys read from them (others are read through an interpolation)
     "init": INIT_KEYS,
     "scheduler": ("scheduler", "interval", "frequency", "monitor", "strict", "name"),  # Lightning's scheduler dict
@@ -302,15 +307,26 @@ def unread(cfg: DictConfig, overrides: Iterable[str]) -> None:
 
 
 MERGED = ("logger", "callbacks")  # groups whose choices add up: logger=[tensorboard,mlflow] keeps both
+GLOBAL_GROUPS = ("experiment", "hparams_search", "combo")  # groups with no node of their own (@package _global_)
 
 
 def single_choices(cfg: DictConfig, overrides: Iterable[str]) -> None:
     """A group given a list (init=[a,b]) merges several configs into one: refuse it; a sweep takes -m init=a,b."""
-    for key, value in parsed.given(overrides).items():
+    for key, value in parsed.given(o for o in overrides if o not in parsed.sweeps(overrides)).items():
         if key in MERGED:
             continue
-        if isinstance(value, list) and isinstance(OmegaConf.select(cfg, key, default=None), DictConfig):
+        group = key in GLOBAL_GROUPS or key in (OmegaConf.select(cfg, "hydra.runtime.choices", default=None) or {})
+        if isinstance(value, list) and (group or isinstance(OmegaConf.select(cfg, key, default=None), DictConfig)):
             raise ConfigError(f"{key}={value} is not allowed: one choice (to sweep, -m {key}={','.join(value)})")
+
+
+def entries(cfg: DictConfig) -> None:
+    """Each logger and callback is a config to build (`callbacks.model_summary=null` would reach Lightning)."""
+    for group in MERGED:
+        for name, node in (cfg.get(group) or {}).items():
+            if not isinstance(node, DictConfig) or "_target_" not in node:
+                shown = OmegaConf.to_container(node) if isinstance(node, DictConfig | ListConfig) else node
+                fail(f"{group}.{name}", shown, f"a config with a _target_ (to leave it out: ~{group}.{name})")
 
 
 def validate(cfg: DictConfig, overrides: Iterable[str] = ()) -> None:
@@ -319,6 +335,7 @@ def validate(cfg: DictConfig, overrides: Iterable[str] = ()) -> None:
     resolvable(cfg)
     _structure(cfg)
     unread(cfg, overrides)
+    entries(cfg)
     for key, rule in RULES.items():
         node = OmegaConf.select(cfg, key, default=inspect.Parameter.empty, throw_on_missing=False)
         if node is not inspect.Parameter.empty:
@@ -345,6 +362,17 @@ def launch(config: DictConfig, multirun: bool) -> None:
         node = OmegaConf.select(config, key, default=None)
         if node is not None:
             POSITIVE_INT(key, node)
+    task = parsed.listed(config.hydra.overrides.task)
+    single_choices(config, task)  # experiment=[a,b] would merge two studies into one sweep
+    tune = OmegaConf.select(config, "summary.tune", default=None)
+    RULES["summary.tune"]("summary.tune", tune)
+    if multirun and tune is not None and config.hydra.runtime.choices.get("hydra/sweeper") == "basic":
+        params = config.hydra.sweeper.get("params")
+        params = OmegaConf.to_container(params, resolve=False) if params else {}
+        swept = parsed.swept([*(f"{k}={v}" for k, v in params.items()), *task])
+        if tune not in swept:
+            fail("summary.tune", tune, f"a key this sweep gives several values (swept: {', '.join(swept) or 'none'}),"
+                                       f" e.g. -m {tune}=...,... summary.tune={tune}")  # fmt: skip
 
 
 def check_arguments(key: str, target: Any, given: dict[str, Any], skip: tuple[str, ...] = ()) -> None:

@@ -60,8 +60,19 @@ def job_from_hydra(hydra_cfg: DictConfig) -> Job:
 def _one_line(e: BaseException, where: Path) -> str:
     notes = "".join(f"; {note}" for note in getattr(e, "__notes__", []))  # e.g. that no record could be written
     if isinstance(e, OSError):  # a fault outside our writers (a logger's file, say): what failed, where
-        return f"{e.filename or where}: {e.strerror or e}{notes}"
+        return f"{os.fsdecode(e.filename) if e.filename else where}: {e.strerror or e}{notes}"
     return f"{e}{notes}"
+
+
+def disk_fault(e: BaseException) -> OSError | None:
+    """The OSError (a full disk, a dir gone) behind an exception a library raised for it, with `e`'s notes."""
+    cause = e.__cause__ or e.__context__
+    while cause is not None and not isinstance(cause, OSError):
+        cause = cause.__cause__ or cause.__context__
+    if cause is not None and cause is not e:
+        for note in getattr(e, "__notes__", []):  # e.g. that no record could be written either
+            cause.add_note(note)
+    return cause
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
@@ -77,7 +88,13 @@ def task(cfg: DictConfig) -> float:
         signals.STATE.sweep_dir = job.sweep_dir
         pid_file = signals.register_job(job.sweep_dir)
     try:
-        return run(cfg, job).get("val/acc", float("nan"))
+        try:
+            return run(cfg, job).get("val/acc", float("nan"))
+        except Exception as e:  # a disk fault a library wrapped (Lightning's logging turns it into a ValueError)
+            fault = disk_fault(e)
+            if fault is None:
+                raise
+            raise fault from e
     except signals.Interrupted:
         if job.sweep_dir is None:
             raise  # main() exits with 128 + the signal
@@ -87,11 +104,13 @@ def task(cfg: DictConfig) -> float:
             log.error("%s", _one_line(e, job.out))
             sys.exit(1)
         log.error("job failed: %s", _one_line(e, job.out))
-        return float("nan")  # its metrics.json says "failed"; the summary marks it and the sweep exits 1
+        signals.mark_failed(job.sweep_dir, job.out, _one_line(e, job.out))  # the summary lists it, the sweep exits 1
+        return float("nan")
     except Exception as e:
         if job.sweep_dir is None:
             raise  # a bug: the traceback is what helps
         log.error("job failed: %s", e, exc_info=True)
+        signals.mark_failed(job.sweep_dir, job.out, describe(e))
         return float("nan")
     finally:
         if pid_file is not None:

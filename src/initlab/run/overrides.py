@@ -30,6 +30,18 @@ def given(items: Iterable[Any]) -> dict[str, Any]:
     return out
 
 
+def swept(items: Iterable[Any]) -> list[str]:
+    """The keys a basic-sweeper multirun of `items` gives more than one value (a later item for a key wins)."""
+    values = {o.key_or_group: list(o.sweep_string_iterator()) if o.is_sweep_override() else [] for o in parse(items)}
+    return [k for k, v in values.items() if len(set(v)) > 1]
+
+
+def sweeps(items: Iterable[Any]) -> list[str]:
+    """The overrides among `items` that sweep (`init=a,b`, `lr=range(1,3)`), as given."""
+    items = list(items)
+    return [item for item, o in zip(items, parse(items), strict=True) if o.is_sweep_override()]
+
+
 def added(items: Iterable[Any]) -> list[str]:
     """The keys that overrides add (`+key=value` or `++key=value`)."""
     return [o.key_or_group for o in parse(items) if o.is_add() or o.is_force_add()]

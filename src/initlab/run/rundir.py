@@ -123,9 +123,10 @@ def _refuse(key: str, path: Path, candidate: Path, resuming: bool, explicit: boo
     if key == "hydra.run.dir" and (candidate / "multirun.yaml").exists():
         return (f"{key}={str(path)!r} is a sweep dir (multirun.yaml); resume its jobs with `-m` and the sweep's "
                 f"own overrides, hydra.sweep.dir={path} ckpt_path=last, or choose another dir")  # fmt: skip
-    other = None if resuming else holds_run(candidate) or (key == "hydra.run.dir" and holds_sweep(candidate))
+    other = None if resuming else holds_run(candidate) or holds_sweep(candidate)
     if other and explicit:
-        return (f"{key}={str(path)!r} already holds a run ({other}); resume it with ckpt_path=last, or choose "
+        what = "a sweep" if key == "hydra.sweep.dir" else "a run"  # a sweep run again resumes each of its jobs
+        return (f"{key}={str(path)!r} already holds {what} ({other}); resume it with ckpt_path=last, or choose "
                 f"another {key}=...")  # fmt: skip
     return "taken" if other else None
 

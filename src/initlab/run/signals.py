@@ -17,10 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from initlab.files import not_a_file, write_atomic
+
 log = logging.getLogger(__name__)
 HANDLED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 MARKER = ".interrupted"  # in a sweep dir: the sweep was interrupted; holds the signal's name
 JOBS = ".jobs"  # in a sweep dir: a pid file for each job running, so an interrupted parent can forward signals
+FAILED = ".failed"  # in JOBS: a job of the sweep's last run that failed; holds why
 
 
 class Interrupted(BaseException):
@@ -98,10 +101,30 @@ def register_job(sweep_dir: Path) -> Path | None:
         return None
 
 
+def mark_failed(sweep_dir: Path, job_dir: Path, why: str) -> None:
+    """Note in the sweep's registry that this job failed: its dir may hold an older record, or none it could write,
+    and the sweep must still say so."""
+    try:
+        (sweep_dir / JOBS).mkdir(exist_ok=True)
+        write_atomic(sweep_dir / JOBS / f"{job_dir.name}{FAILED}", why + "\n")
+    except OSError as e:  # a full disk: the job's own line said why it failed
+        log.error("could not note in %s that %s failed: %s", sweep_dir, job_dir.name, e)
+
+
+def failed_jobs(sweep_dir: Path) -> dict[str, str]:
+    """The jobs of the sweep's last run that failed: {job dir name: why}."""
+    found = {}
+    for mark in (sweep_dir / JOBS).glob(f"*{FAILED}"):
+        if not_a_file(mark, follow=False) is None:  # a link is not the sweep's own: never followed
+            with contextlib.suppress(OSError, UnicodeDecodeError):
+                found[mark.name.removesuffix(FAILED)] = mark.read_text().strip()
+    return found
+
+
 def clear_sweep_marks(sweep_dir: Path) -> None:
     (sweep_dir / MARKER).unlink(missing_ok=True)
-    for pid_file in (sweep_dir / JOBS).glob("*.pid"):
-        pid_file.unlink(missing_ok=True)
+    for mark in [*(sweep_dir / JOBS).glob("*.pid"), *(sweep_dir / JOBS).glob(f"*{FAILED}")]:
+        mark.unlink(missing_ok=True)
 
 
 def sweep_interrupted(sweep_dir: Path) -> str | None:
