@@ -330,6 +330,7 @@ def _read_batch_in_a_child(path: Path) -> tuple[float, str]:
     return float(seconds), line
 
 
+@pytest.mark.slow  # a child process
 @pytest.mark.parametrize("where", ["data", "labels"])
 def test_a_cifar_memo_bomb_is_refused_before_any_conversion(tmp_path: Path, where: str) -> None:
     """8 KB of pickle standing for a nested list of 1e12 ints (1000^4): refused by its type at once, not walked."""

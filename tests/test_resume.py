@@ -204,6 +204,7 @@ def test_a_resume_cannot_cut_a_run_below_its_checkpoint(make_cfg, tmp_path: Path
     assert stops["steps"] == 10 and stops["status"] == "ok"
 
 
+@pytest.mark.slow  # three runs
 def test_a_run_stopped_by_max_time_says_so_and_can_be_completed(make_cfg, uninterrupted, tmp_path: Path) -> None:
     slow = ["data.batch_size=1", "trainer.max_epochs=3", "trainer.val_check_interval=100"]  # 1500 steps
     whole = uninterrupted(*slow)[0]

@@ -172,6 +172,7 @@ def test_a_one_dimensional_sweep_says_what_was_held_fixed(tmp_path: Path) -> Non
     assert "| act | test acc |" in md and "| tanh | 92.00 |" in md
 
 
+@pytest.mark.slow  # a 2-D theory grid
 def test_edge_of_chaos_heatmap_draws_the_trainable_depth(tmp_path: Path) -> None:
     from initlab.report.heatmap import depth_curve, figure
 
