@@ -18,8 +18,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from initlab.errors import CheckpointError, ConfigError
 from initlab.files import not_a_file, write_atomic
-from initlab.run import checks, events, trust
+from initlab.run import checkpoint_state, checks, events, trust
 from initlab.run import overrides as parsed
+from initlab.run.checkpoint_state import CKPT_KEY  # the run's config, choices and overrides, in every checkpoint
 from initlab.run.record import read_metrics
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,6 @@ EVALUATING = (  # what an evaluation (train=false) may change too: where and how
 )  # fmt: skip
 FROM_COMMAND = ("logger", "callbacks", "trainer.default_root_dir", "summary")  # they write files, change no number
 EXTENDING = ("trainer.max_epochs", "trainer.max_steps", "trainer.max_time")  # they continue a finished run
-CKPT_KEY = trust.CKPT_KEY  # the run's config, choices and overrides, stored in every checkpoint
 
 
 @dataclass
@@ -113,7 +113,7 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"ckpt_path={str(path)!r} is not a readable checkpoint: {reason}") from e
     if not isinstance(saved, dict) or CKPT_KEY not in saved or "state_dict" not in saved:
         raise CheckpointError(f"ckpt_path={str(path)!r} is not an initlab checkpoint (no run record in it)")
-    trust.check_saved(saved, path)  # data, checked like input: every value the run uses, before any is used
+    checkpoint_state.check_saved(saved, path)  # data, checked like input: every value the run uses, before any is used
     return saved
 
 

@@ -15,8 +15,8 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 
-from initlab.run import trust
-from initlab.run.resume import CKPT_KEY
+from initlab.run import checkpoint_state
+from initlab.run.checkpoint_state import CKPT_KEY
 from initlab.run.signals import STATE, Interrupted, install
 
 
@@ -68,9 +68,9 @@ class RunState(pl.Callback):
             checkpoint[CKPT_KEY]["grads"] = grads
 
     def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
-        # the run state was checked when the checkpoint was read (trust.check_saved); the optimizer's only fits
-        # the model now: checked before Lightning restores it (a buffer of another shape crashed the process)
-        trust.check_optimizer(checkpoint, Path(trainer.ckpt_path or "the checkpoint"), pl_module)
+        # the run state was checked when the checkpoint was read (checkpoint_state.check_saved); the optimizer's
+        # only fits the model now: checked before Lightning restores it (a buffer of another shape crashed the process)
+        checkpoint_state.check_optimizer(checkpoint, Path(trainer.ckpt_path or "the checkpoint"), pl_module)
         run = checkpoint.get(CKPT_KEY, {})
         self.prior_s = float(run.get("elapsed_s", 0.0))
         self.restored = run  # applied once Lightning has restored the rest, just before training goes on
