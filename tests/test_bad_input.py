@@ -41,6 +41,16 @@ BAD = {  # name: (overrides, where, what the one line must say); {tmp} = a temp 
     "a deleted batch size": (["~data.batch_size"], "config", "data.batch_size is missing: the run needs it"),
     "a deleted data loader": (["~data.load"], "config", "data.load is missing: the run needs it"),
     "a deleted init weight": (["~init.weight"], "config", "init.weight is missing: the run needs it"),
+    "an MLP too large to build": (
+        ["model.depth=1000000"],
+        "config",
+        "model.depth=1000000 is not allowed: an MLP of at most 1e+09 weights (this one: 1.0e+10)",
+    ),
+    "hidden layers too wide": (
+        ["model.hidden_dims=[100000,100000]"],
+        "config",
+        "model.hidden_dims=[100000, 100000] is not allowed: an MLP of at most 1e+09 weights",
+    ),
     "a CNN with no channels": (["model=cnn", "model.channels=[0,16]"], "config", "model.channels[0]=0 is not allowed"),
     "CNN channels a number": (["model=cnn", "model.channels=6"], "config", "model.channels=6 is not allowed: a list"),
     "wandb offline maybe": (

@@ -411,3 +411,22 @@ def test_a_users_load_that_raises_is_one_line_naming_it() -> None:
             call()
         one_line(e)
         assert not isinstance(e.value, OSError) and isinstance(e.value.__cause__, FileNotFoundError)
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        (lambda t: (t[0], t[1][:, None], t[2], t[3]), "gave training labels of shape [6, 1]; labels are one integer"),
+        (lambda t: (t[0].to("meta"), *t[1:]), "gave tensors on meta; return them on the CPU"),
+        (lambda t: (t[0], t[1].bool(), t[2], t[3]), "gave training labels of dtype bool; labels must be"),
+    ],
+    ids=["2-D labels", "meta images", "bool labels"],
+)
+def test_a_loads_tensors_are_checked_before_any_use(change, said: str) -> None:
+    from initlab.data.datamodule import check_tensors
+
+    good = (torch.zeros(6, 1, 4, 4, dtype=torch.uint8), torch.arange(6) % 2, torch.zeros(2, 1, 4, 4), torch.zeros(2))
+    check_tensors((*good[:3], good[3].long()), "data.load (mine)", (1, 4, 4), 2)  # fine as they are
+    with pytest.raises(DataError) as e:
+        check_tensors(change((*good[:3], good[3].long())), "data.load (mine)", (1, 4, 4), 2)
+    assert str(e.value).startswith(f"data.load (mine) {said}"), str(e.value)

@@ -182,8 +182,10 @@ def test_a_users_load_that_exits_is_a_failure_of_that_load(make_cfg, tmp_path: P
         ("two_outputs", "model=two_outputs gives a tuple for 2 images, not a tensor of shape [2, 10] (the logits for "
                         "data=mnist's 10 classes)"),
         ("no_parameters", "model=no_parameters has no trainable parameters: the optimizer would have nothing to train"),
+        ("detached", "model=detached gives outputs that do not depend on its parameters (no gradient reaches them)"),
+        ("integer_logits", "model=integer_logits gives outputs of dtype int64; logits are float"),
     ],
-    ids=["tuple", "no_parameters"],
+    ids=["tuple", "no_parameters", "detached", "integer logits"],
 )  # fmt: skip
 def test_a_model_that_cannot_train_is_one_line_before_training(make_cfg, model: str, line: str) -> None:
     from initlab.errors import ConfigError

@@ -228,10 +228,18 @@ def test_finished_run_is_left_alone(make_cfg, tmp_path: Path, caplog: pytest.Log
 
 
 def test_last_without_checkpoint_starts_fresh_and_says_so(make_cfg, tmp_path: Path, caplog) -> None:
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(str(tmp_path))  # what an attempt killed before its first checkpoint had logged
+    for step in (2, 4):
+        writer.add_scalar("train/loss", 99.0, step)
+    writer.close()
     with caplog.at_level(logging.INFO):
-        record = run(make_cfg("ckpt_path=last"))
+        record = run(make_cfg("ckpt_path=last", out=tmp_path))
     assert "no checkpoint" in caplog.text and "starting fresh" in caplog.text
     assert record["status"] == "ok" and record["steps"] == 10 and "resumed" not in record
+    losses = scalars(tmp_path)["train/loss"]
+    assert len({s for s, _ in losses}) == len(losses) and 99.0 not in {v for _, v in losses}  # no step twice
 
 
 def test_a_conflicting_value_is_refused(make_cfg, tmp_path: Path) -> None:

@@ -57,6 +57,17 @@ def test_a_sweep_run_again_into_its_own_dir_is_refused_up_front_unless_resumed(t
     rundir.release(sweep)
 
 
+def test_a_single_runs_dir_is_never_a_sweeps_even_resumed(tmp_path: Path) -> None:
+    single = tmp_path / "single"
+    single.mkdir()
+    (single / "metrics.json").write_text('{"status": "ok"}')
+    for resuming in (False, True):  # following the first refusal's advice (ckpt_path=last) changes nothing
+        with pytest.raises(OutputError, match=r"holds a single run \(metrics.json\), not a sweep; choose another"):
+            rundir.claim(single, "hydra.sweep.dir", explicit=True, resuming=resuming)
+    assert rundir.claim(single, "hydra.sweep.dir", explicit=False, resuming=False).name == "single-1"  # a default
+    rundir.release(tmp_path / "single-1")
+
+
 def test_a_dir_holding_a_run_is_refused_unless_resumed(tmp_path: Path) -> None:
     done = tmp_path / "done"
     (done / "checkpoints").mkdir(parents=True)

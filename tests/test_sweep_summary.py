@@ -285,3 +285,15 @@ def test_a_malformed_status_or_seed_is_named_and_only_valid_seeds_count(tmp_path
     rows = {r["job"]: r for r in csv.DictReader((root / "summary.csv").open())}
     assert rows["init=kaiming,seed=0"]["seed"] == "0"  # from the job's overrides, not 'zero'
     assert "3 seed(s)" in (root / "report.html").read_text()
+
+
+@pytest.mark.parametrize("broken", ["overrides", "multirun"])
+def test_a_sweep_file_that_is_not_yaml_is_named_and_the_summary_goes_on(tmp_path: Path, caplog, broken: str) -> None:
+    for init in ("lecun", "kaiming"):
+        fake_job(tmp_path, [f"init={init}"], {"init": init, "act": "relu", "seed": 0, "status": "ok", "test/acc": 0.9})
+    write_multirun(tmp_path, ["init=lecun,kaiming"])
+    path = tmp_path / ("init=lecun/.hydra/overrides.yaml" if broken == "overrides" else "multirun.yaml")
+    path.write_text("- [unclosed\n  : x: {\n")  # PyYAML's ScannerError, not one of OmegaConf's
+    jobs = write_summary(tmp_path)
+    assert {j["choices"]["init"] for j in jobs} == {"lecun", "kaiming"} and (tmp_path / "summary.md").is_file()
+    assert f"{path} cannot be read" in caplog.text

@@ -430,6 +430,9 @@ def test_cli_takes_a_users_yaml(capsys: pytest.CaptureFixture[str]) -> None:
         (["--sigma-b2", "-1"], ["--sigma-b2", "'-1'", ">= 0"]),
         (["--frobnicate"], ["--frobnicate"]),
         (["--act", "tests/user_conf/act/nan_act.yaml"], ["nan_act.yaml", "non-finite values (nan at x=-10)"]),
+        (["--act", "tests/user_conf/act/bad_argument.yaml"],  # Hydra puts the reason on the line after "Error in"
+         ["bad_argument.yaml", "Error in call to target 'torch.nn.modules.activation.ReLU'", "unexpected keyword",
+          "'nope'"]),
         (["--act", "tests/user_conf/act/halving_act.yaml"],
          ["halving_act.yaml", "must be elementwise (same shape out as in)", "[2, 21] into [2, 10]"]),
         (["--act", "tests/user_conf/act/exp_act.yaml", "--sigma-w2", "1"],  # inf only past 709.8: found on the way

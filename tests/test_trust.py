@@ -261,6 +261,18 @@ MALFORMED = {  # a field of the run state the run uses, made malformed -> what t
         _set("optimizer_states", 0, "param_groups", 0, "momentum", to="x"),
         r"param_groups\[0\]\.momentum is 'x', not a number",
     ),
+    "an optimizer with another momentum than its config": (  # SGD refuses -3 itself; the state trained with it
+        _set("optimizer_states", 0, "param_groups", 0, "momentum", to=-3.0),
+        r"param_groups\[0\]\.momentum is -3\.0; the checkpoint's own config builds 0\.9",
+    ),
+    "an optimizer with a NaN learning rate": (
+        _set("optimizer_states", 0, "param_groups", 0, "lr", to=float("nan")),
+        r"param_groups\[0\]\.lr is nan, not a learning rate",
+    ),
+    "an optimizer whose scheduler has another gamma": (  # the record would say StepLR(0.96)
+        _set("lr_schedulers", 0, "gamma", to=1e10),
+        r"lr_schedulers\[0\]\.gamma is 10000000000\.0; the checkpoint's own config builds 0\.96",
+    ),
     "rng that is a string": (_set("initlab", "rng", to="garbage"), r"initlab\.rng is 'garbage', not the generators"),
     "rng with a string for numpy's keys": (_set("initlab", "rng", "numpy", 1, to="k"), r"initlab\.rng\.numpy is not"),
     "rng with a short python state": (_set("initlab", "rng", "python", 1, to=[1, 2]), r"initlab\.rng\.python is not"),

@@ -125,6 +125,20 @@ class TwoOutputs(nn.Module):
         return self.out(features), features
 
 
+class DetachedOutput(TwoOutputs):
+    """A user's model that detaches its logits (a stray .detach() or .item()): no gradient reaches its weights."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return super().forward(x)[0].detach()
+
+
+class IntegerLogits(TwoOutputs):
+    """A user's model that rounds its logits to integers: the loss's log-softmax needs floats."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return super().forward(x)[0].long()
+
+
 class NoParameters(nn.Module):
     """A user's 'model' with nothing to train: the activation of the first pixels, one per class."""
 

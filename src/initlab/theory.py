@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from initlab.errors import describe
+
 Fn = Callable[[np.ndarray], np.ndarray]
 Act = tuple[Fn, Fn]  # (phi, phi'), elementwise on arrays of any shape
 SIGMA_W2_RANGE, SIGMA_B2_RANGE = (0.01, 1e4), (0.0, 10.0)  # where the answers are promised (docs/theory.md)
@@ -272,8 +274,7 @@ def load_act(name: str) -> Act:
             raise ValueError("no _target_")
         f, df = phi(instantiate(cfg))
     except Exception as e:  # a user's file: not YAML, no or a bad _target_, bad arguments
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise ValueError(f"--act {name!r}: cannot make an activation from {path}: {first}") from e
+        raise ValueError(f"--act {name!r}: cannot make an activation from {path}: {describe(e)}") from e
     act = _checked(f, "the activation", name), _checked(df, "its derivative", name)
     for fn in act:  # at once, on a 2-D grid: a NaN, or a shape that changes, is found before any number is printed
         fn(_PROBE)

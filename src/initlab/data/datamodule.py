@@ -48,7 +48,13 @@ def check_tensors(tensors: Any, where: str, image_shape: tuple[int, ...], num_cl
     if not isinstance(tensors, tuple | list) or len(tensors) != 4 or not all(torch.is_tensor(t) for t in tensors):
         raise DataError(f"{where} must return (x_train, y_train, x_test, y_test) tensors")
     x, y, xt, yt = tensors
+    devices = sorted({t.device.type for t in tensors} - {"cpu"})
+    if devices:  # the module moves the data itself (to the GPU when there is one); meta tensors hold no data
+        raise DataError(f"{where} gave tensors on {', '.join(devices)}; return them on the CPU")
     for split, images, labels in (("training", x, y), ("test", xt, yt)):
+        if labels.dim() != 1:
+            raise DataError(f"{where} gave {split} labels of shape {list(labels.shape)}; labels are one integer an "
+                            "image: shape [N]")  # fmt: skip
         if tuple(images.shape[1:]) != image_shape:
             found = "x".join(map(str, images.shape[1:]))
             raise DataError(f"{where} gave {split} images of shape {found}, but data.image_shape is "
@@ -57,6 +63,9 @@ def check_tensors(tensors: Any, where: str, image_shape: tuple[int, ...], num_cl
             raise DataError(f"{where} gave {len(images)} {split} images and {len(labels)} labels")
         _check_pixels(images, where, split)
         bad = ((labels < 0) | (labels >= num_classes)).nonzero().flatten()
+        if labels.dtype.is_complex or labels.dtype == torch.bool:
+            raise DataError(f"{where} gave {split} labels of dtype {str(labels.dtype).removeprefix('torch.')}; "
+                            f"labels must be integers in 0..{num_classes - 1}")  # fmt: skip
         if labels.dtype.is_floating_point or bad.numel():
             i = int(bad[0]) if bad.numel() else 0
             raise DataError(f"{where} gave {split} label {labels[i].item()} at index {i}; labels must be integers in "

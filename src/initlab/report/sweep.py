@@ -16,6 +16,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -44,7 +45,7 @@ def sweep_config(sweep_dir: Path) -> DictConfig:
     path = sweep_dir / "multirun.yaml"
     try:
         return OmegaConf.load(path) if path.is_file() else OmegaConf.create()
-    except (OSError, OmegaConfBaseException, ValueError) as e:
+    except (OSError, OmegaConfBaseException, ValueError, yaml.YAMLError) as e:
         log.error("%s cannot be read (%s); the sweep's planned jobs are unknown", path, e)
         return OmegaConf.create()
 
@@ -146,7 +147,7 @@ def load_job(job_dir: Path, not_choices: tuple[str, ...]) -> dict[str, Any]:
 def read_overrides(path: Path) -> list[str]:
     try:
         return parsed.listed(OmegaConf.load(path)) if path.is_file() else []
-    except (OSError, OmegaConfBaseException, ValueError, TypeError):
+    except (OSError, OmegaConfBaseException, ValueError, TypeError, yaml.YAMLError):  # not YAML: PyYAML's own
         log.error("%s cannot be read; the job's swept values are taken from its record", path)
         return []
 

@@ -142,7 +142,7 @@ def build_module(cfg: DictConfig, choices: dict[str, Any]) -> Any:
     shape, classes = list(cfg.data.image_shape), cfg.data.num_classes
     was_training = module.training
     try:
-        with torch.no_grad():
+        with torch.enable_grad():  # to see that the outputs depend on the parameters
             out = module.eval()(torch.zeros(2, *shape))  # [2, C, H, W] -> [2, classes]
     except (Exception, *USER_EXITS) as e:
         raise ConfigError(f"{where} cannot take {data}'s {shape} images: {describe(e)}") from e
@@ -154,6 +154,10 @@ def build_module(cfg: DictConfig, choices: dict[str, Any]) -> Any:
     if tuple(out.shape) != (2, classes):
         raise ConfigError(f"{model} gives outputs of shape {list(out.shape)} for 2 images; {data} has "
                           f"{classes} classes, so it must give [2, {classes}]")  # fmt: skip
+    if not out.dtype.is_floating_point:  # the cross-entropy's log-softmax needs floats
+        raise ConfigError(f"{model} gives outputs of dtype {str(out.dtype).removeprefix('torch.')}; logits are float")
+    if not out.requires_grad:  # detached (or computed without the parameters): no gradient would reach them
+        raise ConfigError(f"{model} gives outputs that do not depend on its parameters (no gradient reaches them)")
     return module
 
 

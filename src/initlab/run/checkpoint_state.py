@@ -291,22 +291,56 @@ def _check_buffers(state: Any, params: list[tuple[str, Any]], ids: list[int]) ->
             _need(ok, at, f"has shape {list(t.shape)}; its parameter {name} has {list(shape)}")
 
 
-def _reference(module: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The param group and scheduler states the run's own optimizer and scheduler have, on a stand-in parameter."""
+def _reference(config: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The param group and scheduler states that the checkpoint's own config builds, on a stand-in parameter."""
     import torch
     from hydra.utils import instantiate
+    from omegaconf import OmegaConf
 
-    optimizer = instantiate(module.hparams.optimizer, _partial_=True)([torch.nn.Parameter(torch.zeros(1))])
-    sched = (module.hparams.get("scheduler") or {}).get("scheduler")
+    cfg = OmegaConf.create(config)
+    optimizer = instantiate(cfg.optimizer, _partial_=True)([torch.nn.Parameter(torch.zeros(1))])
+    sched = OmegaConf.select(cfg, "scheduler.scheduler", default=None)
     scheduler = instantiate(sched, _partial_=True)(optimizer) if sched else None
     return optimizer.param_groups[0], [scheduler.state_dict()] if scheduler is not None else []
+
+
+MOVING = (
+    "params",
+    "lr",
+    "last_epoch",
+    "_step_count",
+    "_last_lr",
+    "_get_lr_called_within_step",
+    "_is_initial",
+    "best",
+    "num_bad_epochs",
+    "cooldown_counter",
+    "foreach",
+    "fused",
+    "capturable",
+    "differentiable",
+)
+# ^ what training moves (the lr, a scheduler's counters) or a machine chooses; the rest is what the config built
+
+
+def _same_settings(v: dict[str, Any], ref: dict[str, Any], where: str) -> None:
+    """A setting of the optimizer or scheduler state equals what the checkpoint's config builds (momentum=-3 or a
+    StepLR gamma of 1e10 in the state would train otherwise than its record says); the lr is a finite number."""
+    for k, want in ref.items():
+        if k in MOVING or k not in v:
+            continue
+        got, want = (list(x) if isinstance(x, tuple) else x for x in (v[k], want))
+        _need(type(got) is type(want) and got == want, f"{where}.{_key(k)}",
+              f"is {_show(v[k])}; the checkpoint's own config builds {_show(ref[k])}")  # fmt: skip
+    if "lr" in v:
+        _need(_real(v["lr"]) and v["lr"] >= 0, f"{where}.lr", f"is {_show(v['lr'])}, not a learning rate")
 
 
 def check_optimizer(saved: dict[str, Any], path: Path, module: Any) -> None:
     """Refuse, in one line, an optimizer or scheduler state that does not fit the run's model and optimizer:
     before Lightning restores it (the module's one optimizer has one group of all its parameters)."""
     params = [(name, p.shape) for name, p in module.named_parameters()]
-    group, schedulers = _reference(module)
+    group, schedulers = _reference(saved[CKPT_KEY]["config"])  # checked already (check_saved, trust)
     try:
         states = saved.get("optimizer_states")
         _need(isinstance(states, list) and len(states) == 1 and isinstance(states[0], dict), "optimizer_states",
@@ -319,7 +353,10 @@ def check_optimizer(saved: dict[str, Any], path: Path, module: Any) -> None:
         _need(ok and len(set(ids)) == len(ids), "optimizer_states[0].param_groups[0].params",
               f"is {_show(ids)}, not the ids of the model's {len(params)} parameters")  # fmt: skip
         _same_kind({k: v for k, v in groups[0].items() if k != "params"}, group, "optimizer_states[0].param_groups[0]")
+        _same_settings(groups[0], group, "optimizer_states[0].param_groups[0]")
         _check_buffers(states[0].get("state"), params, ids)
         _same_kind(saved.get("lr_schedulers", []), schedulers, "lr_schedulers")
+        for i, (state, ref) in enumerate(zip(saved.get("lr_schedulers", []), schedulers, strict=True)):
+            _same_settings(state, ref, f"lr_schedulers[{i}]")
     except Malformed as e:
         raise _refused(path, e) from None

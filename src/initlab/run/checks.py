@@ -7,6 +7,7 @@ signature once the frameworks are imported (`check_arguments`, called by initlab
 """
 
 import inspect
+import itertools
 import math
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -329,6 +330,25 @@ def entries(cfg: DictConfig) -> None:
                 fail(f"{group}.{name}", shown, f"a config with a _target_ (to leave it out: ~{group}.{name})")
 
 
+MAX_WEIGHTS = 10**9  # 4 GB of float32 weights: a larger MLP fills this machine's memory before its first step
+
+
+def mlp_size(cfg: DictConfig) -> None:
+    """The shipped MLP's weight count, from its config before it is built: model.depth=1000000 would take minutes
+    and all the memory to build, deaf to signals (a build is no safe point to stop at)."""
+    if OmegaConf.select(cfg, "model._target_", default=None) != "initlab.models.MLP":
+        return
+    model, shape = cfg.model, OmegaConf.select(cfg, "data.image_shape", default=[1])
+    depth = model.get("depth")
+    hidden = [model.get("width", 100)] * depth if depth is not None else list(model.get("hidden_dims") or [])
+    dims = [math.prod(shape), *hidden, OmegaConf.select(cfg, "data.num_classes", default=10)]
+    weights = sum(a * b for a, b in itertools.pairwise(dims))
+    if weights > MAX_WEIGHTS:
+        key = "model.depth" if depth is not None else "model.hidden_dims"
+        value = depth if depth is not None else hidden
+        fail(key, value, f"an MLP of at most {MAX_WEIGHTS:.0e} weights (this one: {weights:.1e})")
+
+
 def validate(cfg: DictConfig, overrides: Iterable[str] = ()) -> None:
     """Raise ConfigError for the first value in `cfg` that its rule refuses (pure Python: no torch needed)."""
     single_choices(cfg, overrides)
@@ -340,6 +360,7 @@ def validate(cfg: DictConfig, overrides: Iterable[str] = ()) -> None:
         node = OmegaConf.select(cfg, key, default=inspect.Parameter.empty, throw_on_missing=False)
         if node is not inspect.Parameter.empty:
             rule(key, node)
+    mlp_size(cfg)
     interval = OmegaConf.select(cfg, "trainer.val_check_interval", default=None)
     if isinstance(interval, float) and OmegaConf.select(cfg, "trainer.check_val_every_n_epoch", default=1) is None:
         fail(

@@ -123,6 +123,10 @@ def _refuse(key: str, path: Path, candidate: Path, resuming: bool, explicit: boo
     if key == "hydra.run.dir" and (candidate / "multirun.yaml").exists():
         return (f"{key}={str(path)!r} is a sweep dir (multirun.yaml); resume its jobs with `-m` and the sweep's "
                 f"own overrides, hydra.sweep.dir={path} ckpt_path=last, or choose another dir")  # fmt: skip
+    single = key == "hydra.sweep.dir" and holds_run(candidate)  # a single run's own files, resumed or not
+    if single:
+        return (f"{key}={str(path)!r} holds a single run ({single}), not a sweep; choose another {key}=..."
+                if explicit else "taken")  # fmt: skip
     other = None if resuming else holds_run(candidate) or holds_sweep(candidate)
     if other and explicit:
         what = "a sweep" if key == "hydra.sweep.dir" else "a run"  # a sweep run again resumes each of its jobs
