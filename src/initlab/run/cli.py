@@ -91,7 +91,7 @@ def task(cfg: DictConfig) -> float:
         try:
             return run(cfg, job).get("val/acc", float("nan"))
         except Exception as e:  # a disk fault a library wrapped (Lightning's logging turns it into a ValueError)
-            fault = disk_fault(e)
+            fault = None if isinstance(e, InitLabError | OSError) else disk_fault(e)  # ours already say what failed
             if fault is None:
                 raise
             raise fault from e
