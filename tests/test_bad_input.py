@@ -223,6 +223,7 @@ BAD = {  # name: (overrides, where, what the one line must say); {tmp} = a temp 
     # Hydra's own: found while composing, before any job
     "an unknown choice": (["init=bogus"], "cli", "Could not find 'init/bogus'; choose one of: default, gaussian,"),
     "a misspelt key": (["optimizer.lrr=0.1"], "cli", "Could not override 'optimizer.lrr'"),
+    "a group set to null": (["act=null"], "cli", "cannot start: act=null is not allowed: a config group takes one"),
     "broken override syntax": (["model.hidden_dims=[1,"], "cli", "cannot parse the command line"),
     "a number for a group": (["init=nan"], "cli", "cannot start: Config group override must be a string or a list"),
     "broken YAML in the search path": (["hydra.searchpath=[file://{tmp}/broken]", "init=bad"], "cli", "cannot start:"),

@@ -1,6 +1,7 @@
 """Each extension is one file, used from a user's config dir with no edit to the package: an activation (its
 theory and diagnostics derived from the module), an init (data-dependent ones too), a data set."""
 
+import json
 import math
 from pathlib import Path
 
@@ -224,6 +225,15 @@ def test_a_calibration_that_exits_fails_the_run_in_one_line(make_cfg, tmp_path: 
     assert saved["status"] == "failed" and saved["error"] == line and saved["init"] == "exiting_calibration"
 
 
+def test_a_model_that_exits_during_training_fails_the_run_in_one_line(make_cfg, tmp_path: Path) -> None:
+    from initlab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^training stopped at step 2: code of model=exiting or a callback raised "
+                                          r"SystemExit: 0, with no signal$"):  # fmt: skip
+        run(make_cfg(USER, "model=exiting", out=tmp_path))
+    assert json.loads((tmp_path / "metrics.json").read_text())["status"] == "failed"
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("choice", "line", "left"),
@@ -231,8 +241,10 @@ def test_a_calibration_that_exits_fails_the_run_in_one_line(make_cfg, tmp_path: 
         ("data=blobs_exit", "data.load=tests.user_models.load_exit failed: SystemExit: 3", False),
         ("init=exiting_calibration", "init.calibrate (tests.user_models.exit_calibration) failed on the first "
                                      "training batch: SystemExit: 0", True),
+        ("model=exiting", "training stopped at step 2: code of model=exiting or a callback raised SystemExit: 0, "
+                          "with no signal", True),
     ],
-    ids=["load", "calibrate"],
+    ids=["load", "calibrate", "model"],
 )  # fmt: skip
 def test_user_code_that_exits_ends_the_run_with_status_1_and_one_line(
     tmp_path: Path, tiny_mnist: Path, choice: str, line: str, left: bool

@@ -4,6 +4,7 @@ jobs that did not run to their end. Its pictures are embedded PNGs that decode; 
 
 import base64
 import io
+import json
 import re
 import shutil
 import subprocess
@@ -215,3 +216,16 @@ def test_a_sweep_and_one_of_its_jobs_given_both_count_that_job_once(tmp_path: Pa
     page = out.read_text()
     assert "96.25 ± 3.18" in page and "12 jobs, 4 cells, 2 seed(s)" in page  # as a alone
     assert f"{job} is a/init=kaiming,act=relu,seed=1 (the same run dir): counted once" in caplog.text
+
+
+@pytest.mark.parametrize("junk", ["junk", {}, [1, 2], {"act1/act_std": "x"}], ids=["text", "empty", "list", "words"])
+def test_malformed_step_0_diagnostics_are_named_and_the_report_goes_on(tmp_path: Path, caplog, junk: object) -> None:
+    root = sweep_with_diagnostics(tmp_path / "s")
+    path = root / "init=kaiming,act=relu,seed=1" / "metrics.json"
+    record = json.loads(path.read_text())
+    path.write_text(json.dumps(record | {"diagnostics": junk, "wall_time_s": -3}))
+    assert report_main([str(root)]) == 0
+    assert "<img" in (root / "report.html").read_text()
+    if junk != {}:  # an empty dict is no diagnostics, not a malformed one
+        assert f"{path}: diagnostics is malformed (not a dict of numbers); left out" in caplog.text
+    assert f"{path}: wall_time_s is -3" in caplog.text

@@ -273,6 +273,10 @@ MALFORMED = {  # a field of the run state the run uses, made malformed -> what t
         _set("lr_schedulers", 0, "gamma", to=1e10),
         r"lr_schedulers\[0\]\.gamma is 10000000000\.0; the checkpoint's own config builds 0\.96",
     ),
+    "an optimizer resumed without its rng": (  # the record of a resume must equal the uninterrupted run's
+        lambda saved: saved["initlab"].pop("rng"),
+        r"initlab\.rng is missing: a resume restores every random generator's state",
+    ),
     "rng that is a string": (_set("initlab", "rng", to="garbage"), r"initlab\.rng is 'garbage', not the generators"),
     "rng with a string for numpy's keys": (_set("initlab", "rng", "numpy", 1, to="k"), r"initlab\.rng\.numpy is not"),
     "rng with a short python state": (_set("initlab", "rng", "python", 1, to=[1, 2]), r"initlab\.rng\.python is not"),

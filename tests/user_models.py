@@ -139,6 +139,18 @@ class IntegerLogits(TwoOutputs):
         return super().forward(x)[0].long()
 
 
+class ExitingNet(TwoOutputs):
+    """A user's model that calls sys.exit(0) a few steps into training (a stray exit in a debugging branch)."""
+
+    calls = 0  # this net's forward calls
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        self.calls += 1
+        if self.calls > 4:  # after the build's check and a few training steps
+            raise SystemExit(0)
+        return super().forward(x)[0]
+
+
 class NoParameters(nn.Module):
     """A user's 'model' with nothing to train: the activation of the first pixels, one per class."""
 

@@ -105,6 +105,14 @@ def _clean(metrics: Any, where: Path) -> dict[str, Any]:
     if history is not None and not ok:  # fmt: skip
         log.error("%s: val_history is malformed; left out", where)
         clean.pop("val_history")
+    diag = clean.get("diagnostics")  # step 0's per-layer statistics: {"act1/act_std": 0.9, ...}
+    if diag is not None and not (isinstance(diag, dict) and all(
+            isinstance(k, str) and (v is None or (isinstance(v, int | float) and not isinstance(v, bool)))
+            for k, v in diag.items())):  # fmt: skip
+        log.error("%s: diagnostics is malformed (not a dict of numbers); left out", where)
+        clean.pop("diagnostics")
+    if isinstance(clean.get("wall_time_s"), int | float) and clean["wall_time_s"] < 0:
+        bad["wall_time_s"] = _malformed(where, "wall_time_s", clean.pop("wall_time_s"), "seconds >= 0")
     status = clean.get("status")
     if status not in STATUSES:  # a list, a number, a word no run writes: no status to trust
         allowed = ", ".join(STATUSES)

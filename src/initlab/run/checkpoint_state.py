@@ -341,7 +341,9 @@ def check_optimizer(saved: dict[str, Any], path: Path, module: Any) -> None:
     before Lightning restores it (the module's one optimizer has one group of all its parameters)."""
     params = [(name, p.shape) for name, p in module.named_parameters()]
     group, schedulers = _reference(saved[CKPT_KEY]["config"])  # checked already (check_saved, trust)
-    try:
+    try:  # resuming training (an evaluation needs neither the optimizer nor the generators)
+        _need("rng" in saved[CKPT_KEY], "initlab.rng", "is missing: a resume restores every random generator's state "
+              "(dropout would draw otherwise)")  # fmt: skip
         states = saved.get("optimizer_states")
         _need(isinstance(states, list) and len(states) == 1 and isinstance(states[0], dict), "optimizer_states",
               "is not the state of the run's one optimizer")  # fmt: skip

@@ -129,6 +129,18 @@ def hydra_error_line(e: BaseException) -> str:
     return message + (f"; choose one of: {', '.join(options)}" if options else "")
 
 
+def null_group(e: BaseException) -> str | None:
+    """Hydra's "Config group override must be a string or a list. Got NoneType" names no key: `act=null` does."""
+    if "Config group override must be" not in str(e):
+        return None
+    try:
+        given = parsed.given(a for a in sys.argv[1:] if not a.startswith("-"))
+    except Exception:  # the command line did not parse: Hydra's own line says so
+        return None
+    keys = [k for k, v in given.items() if v is None]
+    return f"{keys[0]}=null is not allowed: a config group takes one of its files' names" if keys else None
+
+
 def _thread_error(args: threading.ExceptHookArgs) -> None:
     """A writer thread's disk fault (TensorBoard's event writer on a full disk) goes to the log file, not the
     console: the run's own error line names it. Anything else keeps Python's traceback."""
@@ -161,7 +173,7 @@ def main() -> None:
         held = list(rundir.HELD)
         where = f" (setting up {held[0]})" if isinstance(e, OSError) and not e.filename and held else ""
         rundir.discard_all()  # nothing that looks like a run is left
-        print(f"cannot start: {hydra_error_line(e) or type(e).__name__}{where}", file=sys.stderr)
+        print(f"cannot start: {null_group(e) or hydra_error_line(e) or type(e).__name__}{where}", file=sys.stderr)
         sys.exit(1)
 
 

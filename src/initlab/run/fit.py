@@ -35,11 +35,14 @@ def fit(parts: Parts, plan: Plan) -> Fitted:
     try:
         trainer.fit(parts.module, datamodule=parts.dm, ckpt_path=str(plan.ckpt) if plan.ckpt else None,
                     weights_only=True)  # fmt: skip
-    except SystemExit:  # Lightning's SIGTERMException: it stopped the loop after a batch (and its validation)
+    except (SystemExit, KeyboardInterrupt) as e:  # Lightning's SIGTERMException: it stopped after a batch
         if STATE.received:
             state.commit()
             raise Interrupted(STATE.received, trainer.global_step) from None
-        raise
+        # no signal came: code the run called (a model's forward, a callback) exited; Lightning turns a
+        # KeyboardInterrupt raised in it into SystemExit(1)
+        raise ConfigError(f"training stopped at step {trainer.global_step}: code of model={plan.choices.get('model')}"
+                          f" or a callback raised {type(e).__name__}: {e}, with no signal") from e  # fmt: skip
     if state.pending is not None:  # stopped early between validations: that batch's end is where it resumes
         state.commit()
     elif (
