@@ -119,3 +119,14 @@ def test_flat_frac_uses_the_modules_own_slope() -> None:
     assert family_stats(Profile("flat_frac"), nn.ELU(), z, nn.ELU()(z))["flat_frac"] == 0.25
     lrelu = nn.LeakyReLU(0.001)  # slope 0.001 < 0.01 on both negative entries
     assert family_stats(Profile("flat_frac"), lrelu, z, lrelu(z))["flat_frac"] == 0.5
+
+
+def test_an_in_place_activation_gets_its_derivative_and_family_statistic() -> None:
+    from initlab.activations import family_stats, phi, profile
+
+    _, df = phi(torch.nn.LeakyReLU(0.1, inplace=True))  # in place on autograd's leaf was a traceback
+    assert np.allclose(df(np.array([-2.0, 3.0])), [0.1, 1.0])
+    act = torch.nn.LeakyReLU(0.1, inplace=True)
+    z = torch.tensor([[-1.0, 2.0], [0.5, -3.0]])
+    stats = family_stats(profile(act), act, z, act(z.clone()))
+    assert stats["flat_frac"].item() == 0.0  # slopes 0.1 and 1: none flat

@@ -161,3 +161,14 @@ def test_a_users_activation_gets_saturation_and_its_own_theory() -> None:
     q3 = 4 * q_map(tanh, 1.76, 0.05 / 4, q2 / 4)
     assert [theory[f"act{i}/preact_var_theory"] for i in (1, 2, 3)] == pytest.approx([q1, q2, q3], rel=1e-9)
     assert q2 != pytest.approx(layer_variances(tanh, 1.76, 0.05, 7.5, 2)[1], rel=0.01)  # not tanh's own
+
+
+def test_a_checkpoints_diagnostics_state_is_checked() -> None:
+    from initlab.diagnostics import LayerDiagnostics
+    from initlab.errors import CheckpointError
+
+    cb = LayerDiagnostics()
+    cb.load_state_dict({"probe": None, "step0": {"act1/act_std": 0.5}})
+    assert cb.step0 == {"act1/act_std": 0.5}
+    with pytest.raises(CheckpointError, match="step0 is 'junk', not a dict of numbers"):
+        cb.load_state_dict({"probe": None, "step0": "junk"})

@@ -220,3 +220,10 @@ def test_a_full_disk_while_lightning_logs_is_one_line(tiny_mnist: Path, tmp_path
                    "+callbacks.disk_full={_target_: tests.user_models.DiskFullAtTest}")  # fmt: skip
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert proc.stderr.strip().splitlines()[-1].endswith("/full/events.out.tfevents.x: No space left on device")
+
+
+def test_json_nested_past_pythons_stack_is_no_record(tmp_path: Path) -> None:
+    from initlab.files import read_json
+
+    (tmp_path / "metrics.json").write_text("[" * 200_000 + "]" * 200_000)
+    assert read_json(tmp_path / "metrics.json") is None  # read as "not valid JSON", never a RecursionError

@@ -297,3 +297,17 @@ def test_a_sweep_file_that_is_not_yaml_is_named_and_the_summary_goes_on(tmp_path
     jobs = write_summary(tmp_path)
     assert {j["choices"]["init"] for j in jobs} == {"lecun", "kaiming"} and (tmp_path / "summary.md").is_file()
     assert f"{path} cannot be read" in caplog.text
+
+
+def test_a_cell_without_diagnostics_beside_one_with_them_is_drawn(tmp_path: Path) -> None:
+    from initlab.run.overrides import swept
+
+    for every, diag in (("0", None), ("100", {"act1/act_std": 0.8, "act1/dead_frac": 0.1})):
+        m = {"init": "kaiming", "act": "relu", "seed": 0, "status": "ok", "test/acc": 0.9}
+        fake_job(
+            tmp_path, [f"callbacks.diagnostics.every_n_steps={every}"], m | ({"diagnostics": diag} if diag else {})
+        )
+    write_multirun(tmp_path, ["callbacks.diagnostics.every_n_steps=0,100"])
+    write_summary(tmp_path)  # one layer: bars, one of them empty (an IndexError before)
+    assert "<img" in (tmp_path / "report.html").read_text()
+    assert swept(["init=glob(xav*)", "act=relu"]) == ["init"]  # a glob sweeps, whatever it matches

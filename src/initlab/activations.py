@@ -33,7 +33,8 @@ def phi(module: nn.Module) -> tuple[Fn, Fn]:
     def df(x: np.ndarray) -> np.ndarray:
         with torch.inference_mode(False), torch.enable_grad():
             t = torch.tensor(np.asarray(x, dtype=np.float64), requires_grad=True)
-            (g,) = torch.autograd.grad(mod(t).sum(), t)  # elementwise module: d sum / d t_i = phi'(t_i)
+            (g,) = torch.autograd.grad(mod(t * 1.0).sum(), t)  # d sum / d t_i = phi'(t_i); `* 1.0`: not the leaf,
+            # which an in-place module (ReLU(inplace=True)) may not overwrite
         return g.numpy()
 
     return f, df
@@ -87,5 +88,5 @@ def family_stats(prof: Profile, module: nn.Module, z: torch.Tensor, a: torch.Ten
         return {"dead_frac": (~units.any(dim=1)).float().mean()}
     with torch.inference_mode(False), torch.enable_grad():
         zz = z.detach().clone().requires_grad_(True)  # clone: z may be an inference tensor
-        (slope,) = torch.autograd.grad(module(zz).sum(), zz)  # phi'(z), elementwise
+        (slope,) = torch.autograd.grad(module(zz * 1.0).sum(), zz)  # phi'(z), elementwise (`* 1.0`: in-place safe)
     return {"flat_frac": (slope.abs() < 0.01).float().mean()}

@@ -25,6 +25,7 @@ from hydra.utils import get_class
 from torch import nn
 
 from initlab.activations import family_stats, phi, profile
+from initlab.errors import CheckpointError
 from initlab.inits import WEIGHTED, bias_variance, expected_variance, fans, sigma_w2
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,11 @@ class LayerDiagnostics(pl.Callback):
         return {"probe": self.probe, "step0": self.step0}  # in checkpoints: a resumed run probes the same batch
 
     def load_state_dict(self, state_dict: dict) -> None:
-        self.probe, self.step0 = state_dict.get("probe"), dict(state_dict.get("step0", {}))
+        step0 = state_dict.get("step0", {})
+        if not isinstance(step0, dict) or not all(isinstance(v, int | float) for v in step0.values()):
+            raise CheckpointError(f"the checkpoint's diagnostics state is malformed (step0 is {str(step0)[:40]!r}, "
+                                  "not a dict of numbers)")  # fmt: skip
+        self.probe, self.step0 = state_dict.get("probe"), dict(step0)
 
     def _due(self, step: int, every: int) -> bool:
         return every > 0 and step % every == 0

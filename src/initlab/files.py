@@ -36,7 +36,7 @@ def read_json(path: Path) -> Any:
         return None
     try:
         return json.loads(path.read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # RecursionError: '[' * 200000, nested past Python's stack
         return None
 
 

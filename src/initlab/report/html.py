@@ -139,7 +139,8 @@ def diagnostics(cells: list[Cell], lay: Layout) -> Any | None:
             ax = axes[row, k]
             values = [_layer_means(c, stat) for c in members]
             if max(len(v) for v in values) == 1:  # one layer: a bar a row
-                ax.bar(range(len(members)), [v[0] for v in values], color=[f"C{i}" for i in range(len(members))])
+                bars = [v[0] if v else float("nan") for v in values]  # a cell whose runs logged no diagnostics
+                ax.bar(range(len(members)), bars, color=[f"C{i}" for i in range(len(members))])
                 ax.set_xticks(range(len(members)), [lay.row(c.keys) for c in members], rotation=45, fontsize=7)
                 continue
             for c, ys in zip(members, values, strict=True):

@@ -7,6 +7,7 @@ from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
+from hydra.errors import HydraException
 from omegaconf import ListConfig, OmegaConf
 
 
@@ -32,7 +33,12 @@ def given(items: Iterable[Any]) -> dict[str, Any]:
 
 def swept(items: Iterable[Any]) -> list[str]:
     """The keys a basic-sweeper multirun of `items` gives more than one value (a later item for a key wins)."""
-    values = {o.key_or_group: list(o.sweep_string_iterator()) if o.is_sweep_override() else [] for o in parse(items)}
+    values = {}
+    for o in parse(items):
+        try:
+            values[o.key_or_group] = list(o.sweep_string_iterator()) if o.is_sweep_override() else []
+        except HydraException:  # glob(...): its values are the group's files, which only Hydra's sweeper reads
+            values[o.key_or_group] = ["glob", "(several)"]
     return [k for k, v in values.items() if len(set(v)) > 1]
 
 

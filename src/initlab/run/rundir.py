@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
@@ -243,7 +244,11 @@ def shared_job_dirs(config: DictConfig) -> str | None:
     items = [f"{k}={v}" for k, v in params.items()] + parsed.listed(config.hydra.overrides.task)
     spec = config.hydra.job.config.override_dirname
     seen: dict[str, list[str]] = {}
-    for job in parsed.expand(items):
+    try:
+        jobs = parsed.expand(items)
+    except HydraException:  # glob(...) sweeps expand against the config groups, which only Hydra's sweeper reads
+        return None
+    for job in jobs:
         name = parsed.dirname(job, spec.exclude_keys, spec.item_sep, spec.kv_sep)
         if name in seen:
             return (f"two jobs of this sweep would share the dir {name!r}: {' '.join(seen[name])} and {' '.join(job)} "
