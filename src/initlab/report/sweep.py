@@ -182,10 +182,10 @@ def collect(sweep_dir: Path) -> list[dict[str, Any]]:
     dirs |= {p.parent for p in sweep_dir.glob("*/metrics.json")}
     skip = excluded_keys(sweep)
     jobs = [load_job(d, skip) for d in sorted(dirs)]
-    for job, why in failed_jobs(sweep_dir).items():  # failed in the sweep's last run, whatever its dir holds
-        for j in jobs:
-            if j["dir"] == job:
-                j["metrics"], j["status"] = {"status": "failed", "error": why}, "failed"
+    failed = failed_jobs(sweep_dir)  # failed in the sweep's last run, whatever its dir holds
+    for j in jobs:
+        if j["dir"] in failed:
+            j["metrics"], j["status"] = {"status": "failed", "error": failed[j["dir"]]}, "failed"
     unmatched = list(jobs)
     for want in expected_jobs(sweep):
         match = next((j for j in unmatched if want.items() <= j["overrides"].items()), None)

@@ -103,8 +103,9 @@ def task(cfg: DictConfig) -> float:
         if job.sweep_dir is None:
             log.error("%s", _one_line(e, job.out))
             sys.exit(1)
-        log.error("job failed: %s", _one_line(e, job.out))
-        signals.mark_failed(job.sweep_dir, job.out, _one_line(e, job.out))  # the summary lists it, the sweep exits 1
+        line = _one_line(e, job.out)
+        log.error("job failed: %s", line)
+        signals.mark_failed(job.sweep_dir, job.out, line)  # the summary lists it, the sweep exits 1
         return float("nan")
     except Exception as e:
         if job.sweep_dir is None:

@@ -90,9 +90,7 @@ def _checkpoint_path(cfg: DictConfig, job: Any, out: Path) -> Path | None:
         raise CheckpointError(f"{out} holds a {prior.get('status')} run with no checkpoint to resume; start it "
                               f"again with its own overrides: {again} ckpt_path=last")  # fmt: skip
     log.info("ckpt_path=last: no checkpoint in %s yet; starting fresh", path.parent)
-    for f in out.glob("events.out.tfevents.*"):  # what a killed attempt logged: the fresh start logs it again
-        if not_a_file(f, follow=False) is None:
-            events.trim(f, 0)
+    events.carry_over(out, out, 0)  # what a killed attempt logged goes: the fresh start logs it again
     return None
 
 
