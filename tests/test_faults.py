@@ -68,7 +68,9 @@ def test_sigterm_then_resume_gives_the_uninterrupted_record(make_cfg, tiny_mnist
     assert (run_dir / ".hydra" / "overrides.yaml").read_text() == overrides
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGHUP, signal.SIGKILL])
+@pytest.mark.parametrize(
+    "sig", [signal.SIGINT, signal.SIGHUP, signal.SIGKILL, pytest.param(signal.SIGUSR1, marks=pytest.mark.slow)]
+)
 def test_ctrl_c_hangup_and_kill_9_resume_exactly(make_cfg, tiny_mnist: Path, tmp_path: Path, sig: int) -> None:
     run_dir = tmp_path / "run"
     proc = start(*long_run(tiny_mnist), "init=xavier", "act=tanh", f"hydra.run.dir={run_dir}")

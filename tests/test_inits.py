@@ -13,7 +13,8 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from initlab.inits import apply_init, expected_variance, fans, sigma_w2, variance
+from initlab.errors import ConfigError
+from initlab.inits import apply_init, calibrate, expected_variance, fans, sigma_w2, variance
 from initlab.models import MLP
 from initlab.run.cli import CONF_DIR
 
@@ -146,3 +147,22 @@ def test_lsuv_makes_every_layers_output_unit_variance() -> None:
     }
     ratio = net.fc1.weight / before  # a rescaling of the orthogonal init, not a new draw
     assert torch.allclose(ratio, ratio.flatten()[0].expand_as(ratio))
+
+
+def test_a_fill_function_that_returns_new_values_has_them_applied() -> None:
+    net = MLP(nn.Tanh, hidden_dims=[20])
+    fill = {"_target_": "tests.user_models.returned_init"}  # returns torch.full_like(t, value), leaves t alone
+    apply_init(net, {"weight": {**fill, "value": 0.25}, "bias": {**fill, "value": 0.125}})
+    assert all((m.weight == 0.25).all() and (m.bias == 0.125).all() for m in (net.fc1, net.out))
+    with pytest.raises(ConfigError, match=r"init.weight returned a tensor of shape \[15680\] for a parameter of "
+                                          r"shape \[20, 784\]: fill the tensor in place"):  # fmt: skip
+        apply_init(net, {"weight": {"_target_": "tests.user_models.flat_init"}})
+
+
+def test_a_calibration_that_replaces_a_layer_is_refused() -> None:
+    """The optimizer holds the parameters built before calibration: a new layer would never train."""
+    net, x = MLP(nn.Tanh, hidden_dims=[20]), torch.randn(32, 1, 28, 28)
+    with pytest.raises(ConfigError, match=r"init.calibrate \(tests.user_models.replacing_calibration\) replaced a "
+                                          "layer or parameter of the model"):  # fmt: skip
+        calibrate(net, {"calibrate": {"_target_": "tests.user_models.replacing_calibration"}}, x)
+    calibrate(net, {"calibrate": {"_target_": "initlab.inits.lsuv"}}, x)  # rescaling in place: fine

@@ -92,7 +92,7 @@ def test_a_checkpoint_at_an_epoch_end_resumes_into_the_next_epoch(
 
 @pytest.mark.parametrize(
     ("step", "sig"),
-    [(1, "SIGTERM"), (2, "SIGTERM"), (4, "SIGHUP"), (5, "SIGINT"), pytest.param(8, "SIGINT", marks=pytest.mark.slow)],
+    [(1, "SIGUSR1"), (2, "SIGTERM"), (4, "SIGHUP"), (5, "SIGINT"), pytest.param(8, "SIGINT", marks=pytest.mark.slow)],
 )  # validations follow steps 3, 6 and 9 (a signal in step 2 or 8 waits for them); epochs end at steps 5 and 10
 def test_a_signal_at_any_step_stops_where_resuming_is_exact(
     make_cfg, uninterrupted, tmp_path, monkeypatch, signalled, step, sig

@@ -184,3 +184,15 @@ def test_a_sweep_that_broke_before_any_job_leaves_no_dir(tmp_path: Path) -> None
     with pytest.raises(SystemExit):
         summarise_broken_sweep(sweep, RuntimeError("the sweeper could not start"), write_summary)
     assert not (tmp_path / "multirun").exists()
+
+
+def test_an_empty_or_overlong_run_dir_is_one_line_naming_its_key(tmp_path: Path) -> None:
+    from omegaconf import OmegaConf
+
+    from initlab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"hydra\.run\.dir='' is empty"):  # it would be the working directory
+        rundir.given_dir(OmegaConf.create({"dir": ""}), "hydra.run.dir")
+    assert rundir.given_dir(OmegaConf.create({"dir": "."}), "hydra.run.dir") == Path(".")  # said, so meant
+    with pytest.raises(OutputError, match=r"hydra.sweep.dir='.*x{300}' cannot be used: File name too long"):
+        rundir.claim(tmp_path / ("x" * 300), "hydra.sweep.dir", explicit=True, resuming=False)

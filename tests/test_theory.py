@@ -473,3 +473,28 @@ def test_a_checked_activation_gives_the_same_numbers() -> None:
     assert np.array_equal(f(x), f0(x)) and np.array_equal(df(x), df0(x))
     with pytest.raises(T.ActivationError, match=r"non-finite values \(nan at x=0.5\)"):
         T._checked(lambda u: np.where(u == 0.5, np.nan, u), "the activation", "mine")(np.array([0.0, 0.5]))
+
+
+@pytest.mark.parametrize(
+    ("module", "where", "share", "sw2"),
+    [(nn.Softshrink(0.3), [-0.3, 0.3], 1.0, 1.2), (nn.Threshold(0.1, 0.0), [0.1], 0.5, 1.5),
+     (nn.Hardshrink(0.37), [-0.37, 0.37], 1.0, 0.8)],
+)  # fmt: skip
+def test_an_activation_that_breaks_off_the_knots_gets_a_knot_there(module, where: list, share: float, sw2: float):
+    """A user's Softshrink(0.3) (kinks at +-0.3) or Threshold(0.1, 0) (a jump at 0.1) was 3-8 % off with panels
+    across its breaks; phi' is 1 beyond them, so chi_1 = sigma_w2 P(u beyond the break) in closed form."""
+    a = T.activation(phi(module))
+    assert T.breaks(*a) == pytest.approx(where, abs=1e-11)
+    assert all(np.min(np.abs(a.knots - u)) < 1e-11 for u in where)
+    mf = T.mean_field(a, sw2, 0.05)
+    assert 0 < mf.q_star < 1e3 and mf.chi_1 == pytest.approx(
+        sw2 * share * math.erfc(where[-1] / math.sqrt(2 * mf.q_star)), rel=1e-9
+    )
+    assert bf_v(a, sw2, 0.05, mf.q_star) == pytest.approx(mf.q_star, rel=1e-4)  # a fixed point, by brute force
+
+
+def test_smooth_and_shipped_activations_have_no_breaks_beyond_the_knots() -> None:
+    for name in NAMES:
+        assert len(T.breaks(*act(name))) == 0 and act(name).knots is T._KNOTS
+    steep = (lambda u: np.tanh(20 * u), lambda u: 20 / np.cosh(20 * u) ** 2)  # smooth, if steep: no knot needed
+    assert len(T.breaks(*steep)) == 0

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from initlab.errors import CheckpointError, OutputError
+from initlab.errors import CheckpointError, DataError, OutputError
 from initlab.run import rundir
 from tests.conftest import real_checkpoint, run
 
@@ -159,6 +159,9 @@ def test_a_value_from_the_checkpoint_is_named_as_the_checkpoints(make_cfg, unint
         CheckpointError, match=r"optimizer.lr=-1.0 is not allowed.*\(the value comes from the checkpoint"
     ):
         run(make_cfg(f"ckpt_path={evil}", out=tmp_path / "out"))
+    split = crafted(uninterrupted, tmp_path, ("data", "val_size"), 10**6)  # within its rule; the data set refuses it
+    with pytest.raises(DataError, match=r"^data.val_size=1000000 must be in .*\(the value comes from the checkpoint"):
+        run(make_cfg(f"ckpt_path={split}", "train=false", fast=False, out=tmp_path / "evaluated"))
 
 
 def test_a_crafted_checkpoint_cannot_choose_where_the_run_writes(make_cfg, uninterrupted, tmp_path: Path) -> None:
@@ -210,6 +213,18 @@ def test_a_link_the_run_did_not_make_is_never_followed(make_cfg, tmp_path: Path,
         run(make_cfg("ckpt_path=last", out=run_dir))
     with pytest.raises(OutputError, match="a symbolic link the run did not make"):
         rundir.claim(run_dir, "hydra.run.dir", explicit=False, resuming=True)  # not even a default dir takes it
+    assert target.read_text() == "do not touch\n"
+
+
+@pytest.mark.parametrize("entry", [".lock", "train.log"])
+def test_a_hard_link_the_run_did_not_make_is_never_written(make_cfg, tmp_path: Path, entry: str) -> None:
+    target = tmp_path / "precious"  # .lock and train.log are written in place: a hard link would carry the writes
+    target.write_text("do not touch\n")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    os.link(target, run_dir / entry)
+    with pytest.raises(OutputError, match=rf"holds {entry}, a hard link \(a file with another name elsewhere\)"):
+        rundir.claim(run_dir, "hydra.run.dir", explicit=True, resuming=False)
     assert target.read_text() == "do not touch\n"
 
 

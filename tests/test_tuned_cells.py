@@ -129,6 +129,20 @@ def test_without_tuning_cells_csv_has_the_same_columns_and_no_choice(tmp_path: P
                                  "best_in_column", "at_edge"]  # fmt: skip
     assert [(r["init"], r["chosen"], r["tuned_key"], r["n_seeds"]) for r in rows] == [("a", "", "", "2"),
                                                                                       ("b", "", "", "2")]  # fmt: skip
+    assert float(rows[0]["ci_low"]) < 0.91 < float(rows[0]["ci_high"])
+
+
+def test_a_cell_of_one_seed_has_no_interval_in_cells_csv(tmp_path: Path) -> None:
+    for init, acc in (("a", 0.9), ("b", 0.8)):
+        m = {"init": init, "act": "relu", "seed": 0, "status": "ok", "val/acc": acc, "test/acc": acc}
+        fake_job(tmp_path, [f"init={init}"], m)
+    write_multirun(tmp_path, ["init=a,b"])
+    write_summary(tmp_path)
+    rows = list(csv.DictReader((tmp_path / "cells.csv").open()))
+    assert [(r["test_acc_mean"], r["ci_low"], r["ci_high"], r["best_in_column"]) for r in rows] == [
+        ("0.900000", "", "", "true"),
+        ("0.800000", "", "", ""),
+    ]  # one seed: no interval, no test can tell them apart
 
 
 def test_the_curve_of_a_cell_comes_from_its_chosen_lr(tmp_path: Path) -> None:

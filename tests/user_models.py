@@ -212,3 +212,19 @@ class DiskFullAtTest:
                     raise ValueError("you tried to log -1 which is currently not supported") from e
 
         return _DiskFull()
+
+
+def returned_init(tensor: torch.Tensor, value: float = 0.5) -> torch.Tensor:
+    """A weight function that returns its values as a new tensor instead of filling the one it was given."""
+    return torch.full_like(tensor, value)
+
+
+def flat_init(tensor: torch.Tensor) -> torch.Tensor:
+    """A weight function that returns a tensor of the wrong shape (flattened)."""
+    return torch.zeros(tensor.numel())
+
+
+def replacing_calibration(net: nn.Module, x: torch.Tensor) -> None:
+    """A calibration that swaps a layer for a new one instead of rescaling its weights in place."""
+    name, layer = next((n, m) for n, m in net.named_modules() if isinstance(m, nn.Linear))
+    setattr(net, name.split(".")[-1], nn.Linear(layer.in_features, layer.out_features))

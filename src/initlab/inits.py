@@ -2,10 +2,11 @@
 optional data-dependent calibration.
 
 An init config (conf/init/NAME.yaml, or one in your own config dir) holds:
-    weight:    a `_target_` function that fills a weight tensor in place (torch.nn.init's, or yours), with its
-               keyword arguments; null keeps torch's own initialisation. A function that also takes `name`,
-               `index` (0-based, over the net's weighted layers) or `depth` (their count) gets them: a
-               Fixup-style depth-scaled init is one function and one YAML.
+    weight:    a `_target_` function that fills a weight tensor in place (torch.nn.init's, or yours) or returns
+               its values as a new tensor of that shape, with its keyword arguments; null keeps torch's own
+               initialisation. A function that also takes `name`, `index` (0-based, over the net's weighted
+               layers) or `depth` (their count) gets them: a Fixup-style depth-scaled init is one function and
+               one YAML.
     bias:      zero (the theory's assumption) | default (torch's own, U(+-1/sqrt(fan_in))) | a `_target_`
                function that fills the bias vector (init=gaussian: N(0, sigma_b2))
     variance:  Var(w) as an expression in fan_in, fan_out and the weight function's numeric arguments, e.g.
@@ -134,6 +135,20 @@ def _filler(init: dict[str, Any]) -> Callable | None:
     return lambda tensor, **layer: fn(tensor, **{k: layer[k] for k in wants})
 
 
+def _filled(tensor: Any, out: Any, key: str) -> None:
+    """Keep what a fill function made: in place (torch.nn.init's return the tensor they were given), or a new tensor
+    of the same shape, copied in (left alone, it would be silently dropped)."""
+    import torch
+
+    if not isinstance(out, torch.Tensor) or out is tensor:
+        return  # None or a number: the function filled in place
+    if out.shape != tensor.shape:
+        raise ConfigError(f"{key} returned a tensor of shape {list(out.shape)} for a parameter of shape "
+                          f"{list(tensor.shape)}: fill the tensor in place, or return one of its shape")  # fmt: skip
+    if out.data_ptr() != tensor.data_ptr():
+        tensor.copy_(out)
+
+
 def apply_init(model: Any, init: dict[str, Any]) -> Any:
     """Fill every Linear and Conv weight of `model` by init["weight"], biases by init["bias"].
 
@@ -151,11 +166,11 @@ def apply_init(model: Any, init: dict[str, Any]) -> Any:
     with torch.no_grad():
         for index, (name, layer) in enumerate(layers):
             if fill is not None:
-                fill(layer.weight, name=name, index=index, depth=len(layers))
+                _filled(layer.weight, fill(layer.weight, name=name, index=index, depth=len(layers)), "init.weight")
             if getattr(layer, "bias", None) is None:
                 continue
             if fill_bias is not None:
-                fill_bias(layer.bias)
+                _filled(layer.bias, fill_bias(layer.bias), "init.bias")
             elif bias == "zero":
                 layer.bias.zero_()
     return model
@@ -165,11 +180,17 @@ def calibrate(model: Any, init: dict[str, Any], x: Any) -> None:
     """Run the init's data-dependent step (init["calibrate"]) on a batch of inputs `x`."""
     from hydra.utils import instantiate
 
+    name = f"init.calibrate ({init['calibrate'].get('_target_')})"
+    params = list(model.parameters())  # the optimizer's, built before the first batch
     try:
         instantiate(init["calibrate"], _partial_=True)(model, x)
     except (Exception, *USER_EXITS) as e:  # a user's calibration is code we cannot vouch for: name it, in one line
-        raise ConfigError(f"init.calibrate ({init['calibrate'].get('_target_')}) failed on the first training "
-                          f"batch: {describe(e)}") from e  # fmt: skip
+        raise ConfigError(f"{name} failed on the first training batch: {describe(e)}") from e
+    now = list(model.parameters())
+    if len(now) != len(params) or any(a is not b for a, b in zip(now, params, strict=False)):
+        raise ConfigError(f"{name} replaced a layer or parameter of the model: the optimizer holds the ones built "
+                          "before it, so the new ones would never train; change the weights in place "
+                          "(layer.weight.mul_(...), .copy_(...))")  # fmt: skip
 
 
 def lsuv(model: Any, x: Any, tol: float = 0.05, max_iter: int = 10) -> None:

@@ -22,7 +22,7 @@ import numpy as np
 from initlab.errors import describe
 
 Fn = Callable[[np.ndarray], np.ndarray]
-Act = tuple[Fn, Fn]  # (phi, phi'), elementwise on arrays of any shape
+Pair = tuple[Fn, Fn]  # (phi, phi'), elementwise on arrays of any shape: an Act, or a pair whose breaks are found
 SIGMA_W2_RANGE, SIGMA_B2_RANGE = (0.01, 1e4), (0.0, 10.0)  # where the answers are promised (docs/theory.md)
 Q_MIN, Q_MAX = 1e-30, 1e12  # q* beyond: 0 / inf. 1e12: q* = sigma_b2 / (1 - slope) meets float rounding of slope
 _GL_X, _GL_W = np.polynomial.legendre.leggauss(8)  # (8,): one panel's nodes, weights on [-1, 1]; 1e-10 on unit panels
@@ -30,8 +30,56 @@ _WIN = 9.0  # the Gaussian's window, in sd: its mass beyond is 2e-19
 _ZB = np.linspace(-_WIN, _WIN, 37)  # (37,): z-breakpoints, panels of 0.5 sd
 _BENDS = [*range(1, 9), 10, 12, 14, 16, 20, 24, 28, 32, 40]  # unit panels to 8, then wider: tails are flat by then
 _KNOTS = np.array([-b for b in _BENDS[::-1]] + [0] + _BENDS, dtype=float)  # (35,): u-breakpoints, kinks at 0
+_SCAN = np.arange(-40 * 512, 40 * 512 + 1) / 512.0  # (40961,): where breaks are looked for, as far as the knots go
 _CHI_TOL = 1e-9  # chi within this of 1: critical (relu's chi_1 at sigma_w2 = 2), beyond the quadrature's error
 CONF_ACT = Path(__file__).resolve().parent / "conf" / "act"
+
+
+class Act(tuple):
+    """(phi, phi'): numpy functions, elementwise on arrays of any shape; `knots`: the u where the quadrature splits
+    its panels: the shipped ones (0 and fixed bends) and wherever phi or phi' jumps elsewhere (breaks)."""
+
+    knots: np.ndarray
+
+    def __new__(cls, phi: Fn, dphi: Fn, knots: np.ndarray = _KNOTS) -> Act:
+        act = super().__new__(cls, (phi, dphi))
+        act.knots = knots
+        return act
+
+
+def breaks(phi: Fn, dphi: Fn) -> np.ndarray:
+    """The u in [-40, 40] where phi or phi' jumps, away from the shipped knots: a user's Threshold(0.1, 0) or
+    Softshrink(0.3) breaks there, and a panel across a break is 3-8 % off (one whose edge misses it by d, about
+    d times the jump). A jump is a step on a 1/512 grid 50 times either step two cells away (a smooth function's
+    steps change slowly; a value at the break itself may split the jump over two cells), then bisected to 1e-12."""
+    found = []
+    for g in (phi, dphi):
+        y = g(_SCAN)  # (N,)
+        d = np.abs(np.diff(y))  # (N - 1,)
+        near = np.maximum(np.pad(d, (2, 0))[:-2], np.pad(d, (0, 2))[2:])  # (N - 1,): the steps two cells away
+        for i in np.flatnonzero((d > 1e-9 * (np.max(np.abs(y)) + 1.0)) & (d > 50.0 * near)):
+            found.append(_bisect(g, _SCAN[i], _SCAN[i + 1]))
+    u = np.array(found)
+    return np.unique(u[np.min(np.abs(u[:, None] - _KNOTS[None, :]), axis=1) > 1e-9]) if found else u
+
+
+def _bisect(g: Fn, a: float, b: float) -> float:
+    """Where in [a, b] g jumps: the half whose ends differ more holds it (the jump outweighs smooth change)."""
+    ga, gb = g(np.array([a, b]))
+    while b - a > 1e-12:
+        m = 0.5 * (a + b)
+        gm = g(np.array([m]))[0]
+        a, ga, b, gb = (m, gm, b, gb) if abs(gb - gm) > abs(gm - ga) else (a, ga, m, gm)
+    return 0.5 * (a + b)
+
+
+def activation(act: Pair) -> Act:
+    """`act` as an Act, with knots at its breaks (once: an Act passes through)."""
+    if isinstance(act, Act):
+        return act
+    phi, dphi = act
+    extra = breaks(phi, dphi)
+    return Act(phi, dphi, np.sort(np.concatenate([_KNOTS, extra])) if len(extra) else _KNOTS)
 
 
 def _check(sigma_w2: float | None = None, sigma_b2: float | None = None) -> None:
@@ -61,25 +109,25 @@ def _nodes(m: np.ndarray, s: float, knots: np.ndarray = _KNOTS) -> tuple[np.ndar
     return m[:, None] + s * z.reshape(len(m), -1), w.reshape(len(m), -1)
 
 
-def _mean(f: Fn, q: float) -> float:
+def _mean(f: Fn, q: float, knots: np.ndarray = _KNOTS) -> float:
     """E[f(u)], u ~ N(0, q)."""
-    u, w = _nodes(np.zeros(1), math.sqrt(q))  # (1, N)
+    u, w = _nodes(np.zeros(1), math.sqrt(q), knots)  # (1, N)
     return float(w[0] @ f(u[0]))
 
 
-def _mean2(f: Fn, g: Fn, q: float, c: float) -> float:
+def _mean2(f: Fn, g: Fn, q: float, c: float, knots: np.ndarray = _KNOTS) -> float:
     """E[f(u1) g(u2)] for u1, u2 ~ N(0, q) with correlation c: over u1, f(u1) E[g(c u1 + s z)], s^2 = q (1 - c^2).
 
     The inner mean smooths g's kink at 0 over s; where that is finer than the outer panels (c near 1), the
     outer partition gets panels of 0.5 s / c around u1 = 0 too."""
     s = math.sqrt(q * max(1.0 - c * c, 0.0))  # inner sd
     fine = 0.5 * s / abs(c) * np.arange(-18.0, 19.0) if 0.5 * s < abs(c) * min(1.0, 0.5 * math.sqrt(q)) else []
-    u1, w1 = _nodes(np.zeros(1), math.sqrt(q), np.concatenate([_KNOTS, fine]))
+    u1, w1 = _nodes(np.zeros(1), math.sqrt(q), np.concatenate([knots, fine]))
     keep = w1[0] > 0  # drop zero-width panels' nodes before the inner integrals
     u1, w1 = u1[0, keep], w1[0, keep]  # (N,)
     if s == 0.0:
         return float(w1 @ (f(u1) * g(u1)))
-    u2, w2 = _nodes(c * u1, s)  # (N, M): u2 given u1
+    u2, w2 = _nodes(c * u1, s, knots)  # (N, M): u2 given u1
     return float(w1 @ (f(u1) * np.sum(w2 * g(u2), axis=1)))
 
 
@@ -112,25 +160,28 @@ def _brent(f: Callable[[float], float], a: float, b: float, fa: float, fb: float
     return cur
 
 
-def q_map(act: Act, sigma_w2: float, sigma_b2: float, q: float) -> float:
+def q_map(act: Pair, sigma_w2: float, sigma_b2: float, q: float) -> float:
     """Next layer's pre-activation variance: sigma_w2 E[phi(sqrt(q) z)^2] + sigma_b2."""
     _check(sigma_w2, sigma_b2)
+    act = activation(act)
     phi, _ = act
-    return sigma_w2 * _mean(lambda u: phi(u) ** 2, q) + sigma_b2
+    return sigma_w2 * _mean(lambda u: phi(u) ** 2, q, act.knots) + sigma_b2
 
 
-def layer_variances(act: Act, sigma_w2: float, sigma_b2: float, q0: float, depth: int) -> np.ndarray:
+def layer_variances(act: Pair, sigma_w2: float, sigma_b2: float, q0: float, depth: int) -> np.ndarray:
     """Predicted q^l of layers l = 1..depth, shape (depth,); q0 = mean(x**2) of the input."""
     _check(sigma_w2, sigma_b2)
+    act = activation(act)
     qs = [sigma_w2 * q0 + sigma_b2]  # layer 1 sees x itself, not phi(x) (Poole et al.)
     while len(qs) < depth:
         qs.append(q_map(act, sigma_w2, sigma_b2, qs[-1]))
     return np.array(qs[:depth])
 
 
-def q_star(act: Act, sigma_w2: float, sigma_b2: float, q0: float = 1.0) -> float:
+def q_star(act: Pair, sigma_w2: float, sigma_b2: float, q0: float = 1.0) -> float:
     """The fixed point that iterating q_map from q0 reaches (q_map increases with q, so the nearest root on
     the side the iterates move to); 0.0 or inf when outside [Q_MIN, Q_MAX]."""
+    act = activation(act)
 
     def g(q: float) -> float:
         return q_map(act, sigma_w2, sigma_b2, q) - q
@@ -155,27 +206,31 @@ def clip_q(q: float) -> float:
     return min(max(q, Q_MIN), Q_MAX)  # q* = 0 or inf: evaluate at its limit
 
 
-def chi(act: Act, sigma_w2: float, q: float, c: float = 1.0) -> float:
+def chi(act: Pair, sigma_w2: float, q: float, c: float = 1.0) -> float:
     """sigma_w2 E[phi'(u1) phi'(u2)]; chi_1 at c = 1, chi_c at c = c*."""
     _check(sigma_w2)
+    act = activation(act)
     _, dphi = act
-    return sigma_w2 * _mean2(dphi, dphi, q, c)
+    return sigma_w2 * _mean2(dphi, dphi, q, c, act.knots)
 
 
-def chi_1(act: Act, sigma_w2: float, sigma_b2: float) -> float:
+def chi_1(act: Pair, sigma_w2: float, sigma_b2: float) -> float:
     """Mean squared singular value of a layer's Jacobian at q*: gradients grow (>1) or vanish (<1) by it."""
+    act = activation(act)
     return chi(act, sigma_w2, clip_q(q_star(act, sigma_w2, sigma_b2)))
 
 
-def c_map(act: Act, sigma_w2: float, sigma_b2: float, q: float, c: float) -> float:
+def c_map(act: Pair, sigma_w2: float, sigma_b2: float, q: float, c: float) -> float:
     """Correlation of two inputs after one layer, both at variance q and correlation c before it."""
+    act = activation(act)
     phi, _ = act
-    cov = sigma_w2 * _mean2(phi, phi, q, c) + sigma_b2
+    cov = sigma_w2 * _mean2(phi, phi, q, c, act.knots) + sigma_b2
     return cov / q_map(act, sigma_w2, sigma_b2, q)  # = cov / q at q = q*
 
 
-def c_star(act: Act, sigma_w2: float, sigma_b2: float, q: float) -> float:
+def c_star(act: Pair, sigma_w2: float, sigma_b2: float, q: float) -> float:
     """Stable fixed point of c_map at q: 1 in the ordered phase (chi_1 <= 1), in [0, 1) in the chaotic one."""
+    act = activation(act)
     v = q_map(act, sigma_w2, sigma_b2, q)
     slope = chi(act, sigma_w2, q) * q / v  # c_map'(1) (Price's theorem); = chi_1 at q = q*
     if slope <= 1.0 + _CHI_TOL:
@@ -183,7 +238,7 @@ def c_star(act: Act, sigma_w2: float, sigma_b2: float, q: float) -> float:
     phi, _ = act
 
     def f(c: float) -> float:  # (c_map(c) - c) / (1 - c): >= 0 at c = 0, -> 1 - slope < 0 as c -> 1
-        return ((sigma_w2 * _mean2(phi, phi, q, c) + sigma_b2) / v - c) / (1.0 - c)
+        return ((sigma_w2 * _mean2(phi, phi, q, c, act.knots) + sigma_b2) / v - c) / (1.0 - c)
 
     f0 = f(0.0)  # = c_map(0) = (sigma_w2 E[phi]^2 + sigma_b2) / v >= 0
     return 0.0 if f0 <= 1e-14 else _brent(f, 0.0, 1.0, f0, 1.0 - slope, xtol=1e-12)  # odd phi, sigma_b2 = 0: 0
@@ -206,8 +261,9 @@ class MeanField:
     xi_q: float  # variance depth scale: -1/ln(d q_map / dq at q*)
 
 
-def mean_field(act: Act, sigma_w2: float, sigma_b2: float) -> MeanField:
+def mean_field(act: Pair, sigma_w2: float, sigma_b2: float) -> MeanField:
     """q*, c*, chi_1 and the depth scales of a wide random net."""
+    act = activation(act)
     q = q_star(act, sigma_w2, sigma_b2)
     c1 = chi(act, sigma_w2, clip_q(q))
     if not Q_MIN <= q <= Q_MAX:  # no fixed point to linearise around
@@ -215,13 +271,14 @@ def mean_field(act: Act, sigma_w2: float, sigma_b2: float) -> MeanField:
     cs = c_star(act, sigma_w2, sigma_b2, q)
     chi_c = c1 if cs == 1.0 else chi(act, sigma_w2, q, cs)
     phi, dphi = act
-    dq = sigma_w2 * _mean(lambda u: u * phi(u) * dphi(u), q) / q  # Stein: d/dq E[phi^2] = E[u phi phi'] / q
+    dq = sigma_w2 * _mean(lambda u: u * phi(u) * dphi(u), q, act.knots) / q  # Stein: d/dq E[phi^2] = E[u phi phi'] / q
     return MeanField(sigma_w2, q, cs, c1, depth_scale(chi_c), depth_scale(dq))
 
 
-def critical_sigma_w2(act: Act, sigma_b2: float) -> float:
+def critical_sigma_w2(act: Pair, sigma_b2: float) -> float:
     """sigma_w2 with chi_1 = 1 (the order-to-chaos edge); nan if none in SIGMA_W2_RANGE."""
     _check(sigma_b2=sigma_b2)
+    act = activation(act)
     a, b = SIGMA_W2_RANGE
 
     def f(sw2: float) -> float:
@@ -259,7 +316,8 @@ def shipped_acts() -> list[str]:
 
 
 def load_act(name: str) -> Act:
-    """(phi, phi') of a shipped act config NAME or of a YAML file with a `_target_` (a user's activation)."""
+    """(phi, phi') of a shipped act config NAME or of a YAML file with a `_target_` (a user's activation), with
+    knots at its breaks."""
     path = CONF_ACT / f"{name}.yaml" if name in shipped_acts() else Path(name)
     if not (path.suffix in (".yaml", ".yml") and path.is_file()):
         raise ValueError(f"--act {name!r} is neither one of {', '.join(shipped_acts())} nor a YAML file")
@@ -275,10 +333,10 @@ def load_act(name: str) -> Act:
         f, df = phi(instantiate(cfg))
     except Exception as e:  # a user's file: not YAML, no or a bad _target_, bad arguments
         raise ValueError(f"--act {name!r}: cannot make an activation from {path}: {describe(e)}") from e
-    act = _checked(f, "the activation", name), _checked(df, "its derivative", name)
-    for fn in act:  # at once, on a 2-D grid: a NaN, or a shape that changes, is found before any number is printed
+    pair = _checked(f, "the activation", name), _checked(df, "its derivative", name)
+    for fn in pair:  # at once, on a 2-D grid: a NaN, or a shape that changes, is found before any number is printed
         fn(_PROBE)
-    return act
+    return activation(pair)
 
 
 class ActivationError(ValueError):

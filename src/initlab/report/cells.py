@@ -119,12 +119,14 @@ def mark_best(cells: list[Cell], column_key: str | None) -> None:
 
 def to_csv(cells: list[Cell], keys: list[str], tune: str | None) -> str:
     """cells.csv: one row a cell; `best_in_column` is true where the cell is its column's best or cannot be told
-    from it, `at_edge` where the chosen value is at an end of the swept values."""
+    from it, `at_edge` where the chosen value is at an end of the swept values. A cell of one seed has no interval:
+    ci_low and ci_high are left empty (a zero-width one would claim a certainty nothing measured)."""
     out = io.StringIO()
     w = csv.writer(out)
     w.writerow([*keys, *COLUMNS])
     for c in cells:
         flag = "" if c.best_in_column is None else str(c.best_in_column).lower()
-        w.writerow([*(c.keys[k] for k in keys), tune or "", c.chosen or "", len(c.jobs), f"{c.mean:.6f}",
-                    f"{c.low:.6f}", f"{c.high:.6f}", flag, str(c.at_edge).lower()])  # fmt: skip
+        ci = [f"{c.low:.6f}", f"{c.high:.6f}"] if len(c.jobs) > 1 else ["", ""]
+        w.writerow([*(c.keys[k] for k in keys), tune or "", c.chosen or "", len(c.jobs), f"{c.mean:.6f}", *ci,
+                    flag, str(c.at_edge).lower()])  # fmt: skip
     return out.getvalue()

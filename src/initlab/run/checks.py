@@ -349,6 +349,17 @@ def mlp_size(cfg: DictConfig) -> None:
         fail(key, value, f"an MLP of at most {MAX_WEIGHTS:.0e} weights (this one: {weights:.1e})")
 
 
+def nesterov(cfg: DictConfig) -> None:
+    """torch's SGD refuses Nesterov without momentum or with dampening: said before torch loads, naming the key."""
+    opt = cfg.get("optimizer")
+    if not isinstance(opt, DictConfig) or opt.get("_target_") != "torch.optim.SGD" or opt.get("nesterov") is not True:
+        return
+    if opt.get("momentum", 0) == 0:
+        fail("optimizer.momentum", 0, "above 0 with optimizer.nesterov=true (or set optimizer.nesterov=false)")
+    if opt.get("dampening", 0) != 0:
+        fail("optimizer.dampening", opt.dampening, "0 with optimizer.nesterov=true (or set optimizer.nesterov=false)")
+
+
 def validate(cfg: DictConfig, overrides: Iterable[str] = ()) -> None:
     """Raise ConfigError for the first value in `cfg` that its rule refuses (pure Python: no torch needed)."""
     single_choices(cfg, overrides)
@@ -364,6 +375,7 @@ def validate(cfg: DictConfig, overrides: Iterable[str] = ()) -> None:
         if node is not inspect.Parameter.empty:
             rule(key, node)
     mlp_size(cfg)
+    nesterov(cfg)
     interval = OmegaConf.select(cfg, "trainer.val_check_interval", default=None)
     if isinstance(interval, float) and OmegaConf.select(cfg, "trainer.check_val_every_n_epoch", default=1) is None:
         fail(
@@ -377,7 +389,8 @@ def validate(cfg: DictConfig, overrides: Iterable[str] = ()) -> None:
 
 
 def launch(config: DictConfig, multirun: bool) -> None:
-    """What Hydra reads before any job starts: a search is a sweep (-m), over at least one trial."""
+    """What Hydra reads before any job starts: a search is a sweep (-m), over at least one trial; summary.tune a
+    key the sweep sweeps."""
     search = config.hydra.runtime.choices.get("hparams_search")
     if search and not multirun:
         raise ConfigError(f"hparams_search={search} searches over many runs: add -m (python train.py -m "
@@ -390,6 +403,9 @@ def launch(config: DictConfig, multirun: bool) -> None:
     single_choices(config, task)  # experiment=[a,b] would merge two studies into one sweep
     tune = OmegaConf.select(config, "summary.tune", default=None)
     RULES["summary.tune"]("summary.tune", tune)
+    if tune is not None and not multirun:  # a single run has no cells: the setting would be silently ignored
+        raise ConfigError(f"summary.tune={tune} picks each cell's best {tune} in a sweep's summary: add -m and sweep "
+                          f"it (python train.py -m {tune}=...,... summary.tune={tune})")  # fmt: skip
     if multirun and tune is not None and config.hydra.runtime.choices.get("hydra/sweeper") == "basic":
         params = config.hydra.sweeper.get("params")
         params = OmegaConf.to_container(params, resolve=False) if params else {}

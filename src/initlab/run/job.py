@@ -39,7 +39,8 @@ def run(cfg: DictConfig, job: Job) -> dict[str, Any]:
         record.begin(plan)
         if plan.finished:
             return record.keep()  # a finished run asked to resume: its record stays, nothing to do
-        parts = build.build(plan, job)  # data, model, Trainer: torch and Lightning load here
-        record.watch(parts.state)  # from here on a failure is the run's, and its record says so
-        fitted = fit.fit(parts, plan)  # train, unless train=false; a signal stops it where a resume is exact
-        return record.finish(evaluate.evaluate(parts, plan, fitted))  # the final weights on val and test
+        with resume.blamed(plan, job.overrides):  # a refused value the checkpoint gave says so
+            parts = build.build(plan, job)  # data, model, Trainer: torch and Lightning load here
+            record.watch(parts.state)  # from here on a failure is the run's, and its record says so
+            fitted = fit.fit(parts, plan)  # train, unless train=false; a signal stops it where a resume is exact
+            return record.finish(evaluate.evaluate(parts, plan, fitted))  # the final weights on val and test

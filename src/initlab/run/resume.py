@@ -6,9 +6,12 @@ offers them (initlab.run.trust). The command line may change only RESUMABLE keys
 equal the checkpoint's, or the resume is refused in one line.
 """
 
+import contextlib
 import logging
 import pickle
+import re
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +19,7 @@ from typing import Any
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from initlab.errors import CheckpointError, ConfigError
+from initlab.errors import CheckpointError, ConfigError, InitLabError
 from initlab.files import not_a_file, write_atomic
 from initlab.run import checkpoint_state, checks, events, trust
 from initlab.run import overrides as parsed
@@ -193,6 +196,20 @@ def save_hydra_files(run_dir: Path, cfg: DictConfig, overrides: list[str]) -> No
     if hydra_dir.is_dir():
         write_atomic(hydra_dir / "config.yaml", OmegaConf.to_yaml(cfg))
         write_atomic(hydra_dir / "overrides.yaml", yaml.safe_dump(list(overrides), default_flow_style=False))
+
+
+@contextlib.contextmanager
+def blamed(plan: Plan, overrides: list[str]) -> Iterator[None]:
+    """A one-line refusal of a setting found once the run builds its parts (`data.val_size=60001 must be in ...`,
+    said by the data set) names the checkpoint when the value is the checkpoint's, not this command's."""
+    try:
+        yield
+    except InitLabError as e:
+        key = re.match(r"([A-Za-z_][\w.]*)=", str(e))
+        ours = key is None or key[1] in parsed.given(overrides) or OmegaConf.select(plan.cfg, key[1]) is None
+        if plan.ckpt is None or ours or "checkpoint" in str(e):
+            raise
+        raise type(e)(f"{e} (the value comes from the checkpoint {plan.ckpt})") from e
 
 
 def plan(cfg: DictConfig, job: Any, out: Path) -> Plan:

@@ -70,13 +70,17 @@ def holds_sweep(path: Path) -> str | None:
     return _first(path, SWEEP_FILES)
 
 
-def planted_link(path: Path, depth: int) -> Path | None:
-    """A symbolic link inside `path` (down to `depth` levels): a run writes only files it made itself."""
+def planted_link(path: Path, depth: int) -> tuple[Path, str] | None:
+    """A link inside `path` (down to `depth` levels) and its kind: a run writes only files it made itself. A hard
+    link (a plain file with more than one name) counts: `.lock` and `train.log` are written in place, so a hard
+    link to a file outside would have the run write there."""
     if not path.is_dir() or path.is_symlink():
         return None
     for entry in path.iterdir():
         if entry.is_symlink():
-            return entry
+            return entry, "a symbolic link"
+        if entry.is_file() and entry.stat().st_nlink > 1:
+            return entry, "a hard link (a file with another name elsewhere)"
         if depth > 1 and entry.is_dir():
             found = planted_link(entry, depth - 1)
             if found is not None:
@@ -136,6 +140,14 @@ def _refuse(key: str, path: Path, candidate: Path, resuming: bool, explicit: boo
     return "taken" if other else None
 
 
+def given_dir(node: DictConfig, key: str) -> Path:
+    """hydra.run.dir / hydra.sweep.dir as a path; an empty one (`hydra.run.dir=` or an unset shell variable) would be
+    the working directory, so it is refused."""
+    if not str(node.dir).strip():
+        raise ConfigError(f"{key}={str(node.dir)!r} is empty; give a directory, or leave {key} out for the default")
+    return Path(node.dir)
+
+
 def claim(path: Path, key: str, *, explicit: bool, resuming: bool) -> Path:
     """Lock `path` (or, when it is a default dir that is taken, the first free `path-N`) for this process.
 
@@ -146,17 +158,19 @@ def claim(path: Path, key: str, *, explicit: bool, resuming: bool) -> Path:
         return path
     for n in range(1000):
         candidate = path if n == 0 else path.with_name(f"{path.name}-{n}")
-        reason = unwritable_reason(candidate)
-        if reason:
-            raise OutputError(f"{key}={str(path)!r} cannot be created: {reason}; choose another with {key}=...")
         try:
+            reason = unwritable_reason(candidate)
+            if reason:
+                raise OutputError(f"{key}={str(path)!r} cannot be created: {reason}; choose another with {key}=...")
             made = _mkdirs(candidate)
             link = planted_link(candidate, depth=3)  # before the lock: .lock itself may be one
             if link is not None:
-                raise OutputError(f"{key}={str(path)!r} holds {link.relative_to(candidate)}, a symbolic link the run "
+                raise OutputError(f"{key}={str(path)!r} holds {link[0].relative_to(candidate)}, {link[1]} the run "
                                   "did not make; remove it or choose another dir")  # fmt: skip
             fd = _lock(candidate)
-        except OSError as e:
+        except OutputError:
+            raise
+        except OSError as e:  # a name too long for the file system (ENAMETOOLONG), a read-only one, ...
             raise OutputError(f"{key}={str(path)!r} cannot be used: {e.strerror or e}") from e
         if fd is None:
             if explicit:
@@ -277,8 +291,9 @@ class ClaimRunDir(Callback):
         try:
             checks.launch(config, multirun=False)
             checks.validate(config, parsed.listed(config.hydra.overrides.task))
-            path = claim(Path(node.dir), "hydra.run.dir", explicit=_given(config, "hydra.run.dir"),
-                         resuming=resumes(config, Path(node.dir)))  # fmt: skip
+            run_dir = given_dir(node, "hydra.run.dir")
+            path = claim(run_dir, "hydra.run.dir", explicit=_given(config, "hydra.run.dir"),
+                         resuming=resumes(config, run_dir))  # fmt: skip
         except Exception as e:  # Hydra turns a callback's exception into a warning: every one ends here, one line
             _exit(e)
         with read_write(node), open_dict(node):
@@ -292,7 +307,8 @@ class ClaimRunDir(Callback):
             if shared:
                 raise ConfigError(shared)
             # each job resumes its own dir with ckpt_path=last
-            path = claim(Path(node.dir), "hydra.sweep.dir", explicit=_given(config, "hydra.sweep.dir"),
+            sweep_dir = given_dir(node, "hydra.sweep.dir")
+            path = claim(sweep_dir, "hydra.sweep.dir", explicit=_given(config, "hydra.sweep.dir"),
                          resuming=config.get("ckpt_path") == "last")  # fmt: skip
         except Exception as e:
             _exit(e)

@@ -1,5 +1,6 @@
-"""SIGTERM (SLURM time-outs, preemption, `kill`), SIGINT (Ctrl-C) and SIGHUP (a closed terminal or ssh session)
-end a run with a record that says so, and exit status 128 + the signal's number.
+"""SIGTERM (SLURM time-outs, preemption, `kill`), SIGINT (Ctrl-C), SIGHUP (a closed terminal or ssh session) and
+SIGUSR1 (SLURM's `--signal=USR1@secs` warning before a time limit; uncaught, it would kill the process) end a run
+with a record that says so, and exit status 128 + the signal's number.
 
 The handler only notes the signal; the job stops at the next safe point: the start of training, the end of a
 batch or of its validation (where a checkpoint resumes exactly: initlab.run.runstate.RunState), or the end of the
@@ -20,7 +21,7 @@ from pathlib import Path
 from initlab.files import not_a_file, write_atomic
 
 log = logging.getLogger(__name__)
-HANDLED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+HANDLED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1)
 MARKER = ".interrupted"  # in a sweep dir: the sweep was interrupted; holds the signal's name
 JOBS = ".jobs"  # in a sweep dir: a pid file for each job running, so an interrupted parent can forward signals
 FAILED = ".failed"  # in JOBS: a job of the sweep's last run that failed; holds why
@@ -81,7 +82,7 @@ STATE = SignalState()
 
 
 def install() -> None:
-    """Route SIGTERM, SIGINT and SIGHUP through STATE (main thread only, as Python requires: elsewhere, a no-op)."""
+    """Route the HANDLED signals through STATE (main thread only, as Python requires: elsewhere, a no-op)."""
     try:
         for s in HANDLED:
             signal.signal(s, STATE.handle)
