@@ -85,6 +85,22 @@ BAD = {  # name: (overrides, where, what the one line must say); {tmp} = a temp 
     "negative weight decay": (["optimizer.weight_decay=-0.1"], "config", "optimizer.weight_decay=-0.1 is not"),
     "nesterov maybe": (["optimizer.nesterov=maybe"], "config", "optimizer.nesterov='maybe' is not allowed: one of"),
     "nesterov zero": (["optimizer.nesterov=0"], "config", "optimizer.nesterov=0 is not allowed: one of True, False"),
+    "plateau without a monitor": (
+        [
+            "scheduler.scheduler._target_=torch.optim.lr_scheduler.ReduceLROnPlateau",
+            "~scheduler.scheduler.step_size",
+            "~scheduler.scheduler.gamma",
+        ],
+        "config",
+        "scheduler.monitor=None is not allowed: one of val/acc, val/loss",
+    ),
+    "a scheduler watching no metric": (["+scheduler.monitor=val/bogus"], "config", "scheduler.monitor='val/bogus' is"),
+    "a checkpoint watching no metric": (
+        ["callbacks.model_checkpoint.monitor=val/bogus"],
+        "config",
+        "callbacks.model_checkpoint.monitor='val/bogus' is not allowed: one of None or one of 'val/acc', 'val/loss'",
+    ),
+    "a checkpoint mode": (["callbacks.model_checkpoint.mode=up"], "config", "mode='up' is not allowed: one of 'min'"),
     "nesterov without momentum": (["optimizer.momentum=0"], "config", "optimizer.momentum=0 is not allowed: above 0"),
     "nesterov with dampening": (["+optimizer.dampening=0.5"], "config", "optimizer.dampening=0.5 is not allowed: 0 w"),
     "misspelt optimizer argument": (
@@ -221,6 +237,7 @@ BAD = {  # name: (overrides, where, what the one line must say); {tmp} = a temp 
     "a garbage checkpoint": (["ckpt_path={tmp}/file"], "run", "is not a readable checkpoint"),
     "a missing checkpoint": (["ckpt_path={tmp}/nothing.ckpt"], "run", "does not exist"),
     "a FIFO as checkpoint": (["ckpt_path={tmp}/pipe"], "run", "is a named pipe (FIFO), not a checkpoint file"),
+    "a checkpoint of zeros": (["ckpt_path={tmp}/zeros.ckpt"], "run", "torch.load cannot read it as a checkpoint (R"),
     # Hydra's own: found while composing, before any job
     "an unknown choice": (["init=bogus"], "cli", "Could not find 'init/bogus'; choose one of: default, gaussian,"),
     "a misspelt key": (["optimizer.lrr=0.1"], "cli", "Could not override 'optimizer.lrr'"),
@@ -230,6 +247,17 @@ BAD = {  # name: (overrides, where, what the one line must say); {tmp} = a temp 
     "broken YAML in the search path": (["hydra.searchpath=[file://{tmp}/broken]", "init=bad"], "cli", "cannot start:"),
     "a run dir under a file": (["hydra.run.dir={tmp}/file/run"], "cli", "hydra.run.dir="),
     "an empty run dir": (["hydra.run.dir="], "cli", "hydra.run.dir='' is empty; give a directory"),
+    "a search path that is not there": (
+        ["hydra.searchpath=[file://{tmp}/nonexist]", "act=mine"],
+        "cli",
+        "/nonexist is not a directory; give file://",
+    ),
+    "a search path package that is not there": (["hydra.searchpath=[pkg://nope.conf]"], "cli", "no package 'nope'"),
+    "logging switched off": (
+        ["hydra/job_logging=disabled", "optimizer.lr=-1"],
+        "cli",
+        "optimizer.lr=-1 is not allowed",
+    ),
     "a run dir name too long": (["hydra.run.dir={tmp}/" + "x" * 300], "cli", "cannot be used: File name too long"),
 }
 
@@ -255,6 +283,8 @@ def broken_files(tmp: Path) -> None:
             (raw / "t10k-images-idx3-ubyte").unlink()
             os.mkfifo(raw / "t10k-images-idx3-ubyte")
     (tmp / "file").write_text("not a directory, not a checkpoint")
+    with (tmp / "zeros.ckpt").open("wb") as f:  # torch's answer to it ends in advice to load with weights_only=False
+        f.truncate(1 << 20)
     (tmp / "store").mkdir()  # where a SQLite file should be
     os.mkfifo(tmp / "pipe")
     (tmp / "broken" / "init").mkdir(parents=True)
@@ -336,6 +366,8 @@ def test_every_shipped_numeric_setting_has_a_rule(make_cfg) -> None:
     (["hparams_search=optuna", "hydra.sweeper.n_jobs=-1"], True, "hydra.sweeper.n_jobs=-1 is not allowed"),
     (["hparams_search=optuna"], False, "hparams_search=optuna searches over many runs: add -m"),
     (["summary.tune=optimizer.lr"], False, "summary.tune=optimizer.lr picks each cell's best optimizer.lr in a sweep"),
+    (["hydra.job.name=../../x"], False, "hydra.job.name='../../x' is not allowed: a plain name"),  # ../../x.log
+    (["hydra.output_subdir=../esc"], True, "hydra.output_subdir='../esc' is not allowed: null or a folder inside"),
 ])  # fmt: skip
 def test_what_hydra_reads_before_any_job_is_checked(make_cfg, overrides: list[str], multirun: bool, message: str):
     from initlab.run.checks import launch
@@ -390,3 +422,22 @@ def test_a_sweep_job_with_a_mistake_is_failed_in_the_summary_and_the_rest_run(ti
     assert sorted(status.values()) == ["failed", "ok"]  # the good job still ran
     summary = (sweep / "summary.md").read_text()
     assert "failed" in summary and "optimizer.lr=-1 is not allowed: a finite number > 0" in summary
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (["experiment=classic_table", "seed=-3"], "seed=-3 is not allowed"),  # shared by all 8 jobs: 8 failures once
+    (["act=relu,bogus"], "Could not find 'act/bogus'"),  # it left the sweep dir, holding .lock and multirun.yaml
+])  # fmt: skip
+def test_a_sweep_mistake_before_the_first_job_is_one_line_and_no_dir(tiny_mnist: Path, tmp_path: Path, args, said):
+    proc = run_cli("-m", *args, f"data.data_dir={tiny_mnist}", *FAST, f"hydra.sweep.dir={tmp_path}/s")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert said in proc.stderr.strip().splitlines()[-1] and not (tmp_path / "s").exists()
+
+
+def test_a_search_path_that_is_not_there_is_named(tmp_path: Path) -> None:
+    from initlab.run.cli import missing_searchpath
+
+    assert "nonexist is not a directory" in missing_searchpath([f"hydra.searchpath=[file://{tmp_path}/nonexist]"])
+    assert "no package 'nope'" in missing_searchpath(["hydra.searchpath=[pkg://nope.conf]", "act=relu"])
+    assert missing_searchpath([f"hydra.searchpath=[file://{USER_CONF},pkg://initlab.conf]"]) is None
+    assert missing_searchpath(["act=relu"]) is None

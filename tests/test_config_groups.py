@@ -123,3 +123,16 @@ def test_a_model_of_the_users_own_builds_with_their_config(make_cfg) -> None:
 def test_a_model_of_the_users_own_trains_with_every_init_and_act(make_cfg, init: str, act: str) -> None:
     record = run(make_cfg(f"hydra.searchpath=[file://{USER_CONF}]", "model=tiny_convnet", f"init={init}", f"act={act}"))
     assert record["steps"] == 10 and record["init"] == init and record["act"] == act and "test/acc" in record
+
+
+@pytest.mark.parametrize("choice", [None, "disabled", "none"])
+def test_hydra_logging_choices_replace_ours_whole(make_cfg, choice: str | None) -> None:
+    """Logs go to stderr; Hydra's own hydra/job_logging choices replace that whole (disabled once met a console
+    handler holding only a stream: "Unable to configure handler 'console'")."""
+    from omegaconf import OmegaConf
+
+    cfg = make_cfg(*([f"hydra/job_logging={choice}", f"hydra/hydra_logging={choice}"] if choice else []))
+    for node in (cfg.hydra.job_logging, cfg.hydra.hydra_logging):
+        handlers = (OmegaConf.to_container(node, resolve=False) or {}).get("handlers", {})
+        assert all("class" in h for h in handlers.values()), handlers  # what logging.config needs of each
+        assert (handlers.get("console", {}).get("stream") == "ext://sys.stderr") == (choice is None)

@@ -192,12 +192,17 @@ def test_a_signal_during_start_up_stops_before_training(tiny_mnist: Path, tmp_pa
     assert not list(run_dir.glob("checkpoints/*.ckpt"))  # nothing trained, nothing to resume
 
 
-def test_a_value_given_twice_in_a_sweep_is_refused_up_front(tiny_mnist: Path, tmp_path: Path) -> None:
-    for dup in (["init=kaiming,kaiming"], ["num_threads=1,2"]):  # the second: a key left out of dir names
-        proc = run_cli("-m", f"data.data_dir={tiny_mnist}", *FAST, *dup, f"hydra.sweep.dir={tmp_path}/s")
-        assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
-        assert "two jobs of this sweep would share the dir" in proc.stderr.strip().splitlines()[-1]
-        assert not list((tmp_path / "s").glob("*/metrics.json"))
+@pytest.mark.parametrize(("dup", "said"), [
+    (["init=kaiming,kaiming"], "two jobs of this sweep would be the same run: init=kaiming and init=kaiming"),
+    (["act=relu,'relu'"], "would be the same run: act=relu and act='relu'"),  # one choice, quoted or not
+    (["num_threads=1,2"], "two jobs of this sweep would share the dir"),  # a key left out of dir names
+    (["act=relu,tanh", "hydra.sweep.subdir=fixed"], "hydra.sweep.subdir='fixed' puts all 2 jobs of this sweep in"),
+])  # fmt: skip
+def test_jobs_that_are_one_run_or_share_a_dir_are_refused_up_front(tiny_mnist: Path, tmp_path: Path, dup, said):
+    proc = run_cli("-m", f"data.data_dir={tiny_mnist}", *FAST, *dup, f"hydra.sweep.dir={tmp_path}/s")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert said in proc.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "s").exists()  # refused before any job: no sweep dir
 
 
 def test_every_job_that_fails_fails_the_sweep_and_is_listed(tiny_mnist: Path, tmp_path: Path) -> None:

@@ -157,6 +157,8 @@ def test_a_fill_function_that_returns_new_values_has_them_applied() -> None:
     with pytest.raises(ConfigError, match=r"init.weight returned a tensor of shape \[15680\] for a parameter of "
                                           r"shape \[20, 784\]: fill the tensor in place"):  # fmt: skip
         apply_init(net, {"weight": {"_target_": "tests.user_models.flat_init"}})
+    with pytest.raises(ConfigError, match=r"init.weight returned a ndarray: fill the tensor it is given in place"):
+        apply_init(net, {"weight": {"_target_": "tests.user_models.numpy_init"}})
 
 
 def test_a_calibration_that_replaces_a_layer_is_refused() -> None:

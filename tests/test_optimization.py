@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from initlab.errors import ConfigError
 from initlab.models import CNN, MLP
 from tests.conftest import build, mnist_data, run, scalars
 
@@ -60,6 +61,23 @@ def test_a_step_interval_and_reduce_on_plateau_work(make_cfg, tmp_path: Path) ->
     assert record["status"] == "ok"
     lr = dict(scalars(tmp_path / "plateau")["lr"])  # mode=min on a rising val/acc: no epoch "improves"
     assert [lr[s] for s in (0, 5, 10, 15)] == pytest.approx([0.1, 0.1, 0.05, 0.025])  # the first epoch sets the best
+    late = ["trainer.val_check_interval=7"]  # the first validation after step 7: epoch 1 (steps 1-5) ends without one
+    record = run(make_cfg(*plateau, *late, out=tmp_path / "late"))  # Lightning's strict default stopped the run
+    lr = dict(scalars(tmp_path / "late")["lr"])  # epoch 1: skipped (val/acc missing); epochs 2, 3 set and keep it
+    assert record["status"] == "ok" and [lr[s] for s in (0, 5, 10, 15)] == pytest.approx([0.1, 0.1, 0.1, 0.05])
+    with pytest.raises(
+        ConfigError,
+        match=r"^trainer, callbacks or scheduler: MisconfigurationException: "
+        "ReduceLROnPlateau conditioned on metric val/acc which is not available",
+    ):
+        run(make_cfg(*plateau, *late, "+scheduler.strict=true", out=tmp_path / "strict"))  # as asked: one line
+
+
+def test_what_a_checkpoint_or_scheduler_may_monitor_is_what_training_logs(make_cfg, tmp_path: Path) -> None:
+    from initlab.run.checks import FIT_METRICS
+
+    run(make_cfg("trainer.log_every_n_steps=1"))
+    assert set(FIT_METRICS) <= set(scalars(tmp_path))
 
 
 def test_the_split_depends_on_the_seed_and_nothing_leaks(tiny_mnist: Path) -> None:

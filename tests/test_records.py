@@ -96,6 +96,16 @@ def test_weights_that_start_infinite_are_diverged_and_their_histograms_skipped(m
     assert "diag/act1/act_std" in tags["scalars"]  # the run went on to its verdict
 
 
+def test_activations_float64_cannot_bin_get_no_histogram_and_the_run_goes_on(make_cfg, tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    hist = "callbacks.diagnostics.histogram_every_n_steps=1"  # softplus, beta 1e-30: every activation is 6.9e29
+    record = run(make_cfg("act=softplus", "act.beta=1e-30", hist))  # numpy: "Too many bins for data range"
+    assert record["status"] in ("ok", "diverged")  # judged, not a traceback
+    tags = EventAccumulator(str(tmp_path), size_guidance={"histograms": 0}).Reload().Tags()["histograms"]
+    assert "diag/fc1/weight" in tags and "diag/act1/activation" not in tags
+
+
 def test_a_calibration_that_raises_is_one_line_in_a_failed_record(make_cfg, tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         run(make_cfg("+init.calibrate={_target_:math.sqrt}"))  # sqrt(net, x): a TypeError on the first batch
@@ -118,12 +128,28 @@ def test_divergence_is_a_final_loss_over_twice_the_first(final: float, status: s
     assert early["status"] == "stopped" and "max_time" in early["reason"]
 
 
+@pytest.mark.parametrize(("max_time", "seconds"), [("{hours:12}", 43200), ("{minutes:1.5}", 90), ("00:00:02:00", 120)])
+def test_max_time_as_a_dict_or_a_string_sets_the_timer(make_cfg, max_time: str, seconds: float) -> None:
+    from lightning.pytorch.callbacks import Timer
+
+    _, _, trainer = build(make_cfg(f"trainer.max_time={max_time}"))  # a dict crashed once torch had loaded
+    (timer,) = [c for c in trainer.callbacks if isinstance(c, Timer)]
+    assert timer.time_remaining() == pytest.approx(seconds)
+
+
 def test_a_loss_that_ends_far_above_its_start_is_diverged(make_cfg, tmp_path: Path) -> None:
     record = run(make_cfg("optimizer.lr=1000"))  # finite, but the net is wrecked: the lr=1000 case
     assert record["status"] == "diverged" and "train/loss rose from" in record["reason"]
     assert record["train/loss"] > 2 * 2.0  # started near ln(10) = 2.3
     fine = run(make_cfg("optimizer.lr=0.1", out=tmp_path / "fine"))
     assert fine["status"] == "ok" and "reason" not in fine
+
+
+def test_a_fifo_or_device_where_a_file_goes_is_never_replaced(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "summary.md")
+    with pytest.raises(OutputError, match=r"summary.md: it is a named pipe \(FIFO\), not a file"):
+        write_atomic(tmp_path / "summary.md", "x")  # the rename would replace it: /dev/full, once, by a report
+    assert stat.S_ISFIFO(os.lstat(tmp_path / "summary.md").st_mode) and len(list(tmp_path.iterdir())) == 1
 
 
 def test_files_follow_the_umask(make_cfg, tmp_path: Path) -> None:

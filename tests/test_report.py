@@ -115,15 +115,19 @@ def errors(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
 
 
-@pytest.mark.parametrize("where", ["read-only", "a directory", "no parent"])
+@pytest.mark.parametrize("where", ["read-only", "a directory", "no parent", "a FIFO"])
 def test_an_out_that_cannot_be_written_is_one_line_and_exit_1(tmp_path: Path, caplog, monkeypatch, where) -> None:
     import errno
+    import os
+    import stat
     import tempfile
 
     root = tuned_sweep(tmp_path / "sweep")
     out = {"read-only": tmp_path / "ro" / "x.html", "a directory": tmp_path / "ro",
-           "no parent": tmp_path / "nope" / "x" / "y.html"}[where]  # fmt: skip
+           "no parent": tmp_path / "nope" / "x" / "y.html", "a FIFO": tmp_path / "ro" / "pipe"}[where]  # fmt: skip
     (tmp_path / "ro").mkdir()
+    if where == "a FIFO":  # like /dev/full, a device: the report's rename once replaced it
+        os.mkfifo(out)
     if where == "read-only":  # as a read-only mount answers (root writes through any mode bits)
 
         def refuse(*args: object, **kwargs: object) -> None:
@@ -133,9 +137,11 @@ def test_an_out_that_cannot_be_written_is_one_line_and_exit_1(tmp_path: Path, ca
     assert report_main([str(root), "--out", str(out)]) == 1  # no OutputError traceback
     (line,) = errors(caplog)
     assert line.startswith(f"--out={out}") and "\n" not in line
-    assert {"read-only": "Read-only file system", "a directory": "is a directory",
+    assert {"read-only": "Read-only file system", "a directory": "is a directory", "a FIFO": "is a named pipe",
             "no parent": f"its folder {out.parent} does not exist"}[where] in line  # fmt: skip
-    assert list((tmp_path / "ro").iterdir()) == [] and not (tmp_path / "nope").exists()  # nothing left
+    left = [p.name for p in (tmp_path / "ro").iterdir()]
+    assert left == (["pipe"] if where == "a FIFO" else []) and not (tmp_path / "nope").exists()  # nothing left
+    assert where != "a FIFO" or stat.S_ISFIFO(os.lstat(out).st_mode)  # still the FIFO
 
 
 def test_a_tuned_sweep_gathers_with_a_single_run_and_an_untuned_sweep(tmp_path: Path, caplog) -> None:

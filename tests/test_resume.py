@@ -227,6 +227,16 @@ def test_finished_run_is_left_alone(make_cfg, tmp_path: Path, caplog: pytest.Log
     assert longer["steps"] == 15 and longer["resumed"][0]["from_step"] == 10
 
 
+def test_a_finished_run_extended_by_max_steps_equals_one_run_to_that_step(make_cfg, tmp_path: Path) -> None:
+    """Its last.ckpt sits at an epoch's end: the extension starts the next epoch (it went on inside the ended one,
+    one batch past the epoch's end, then stopped a short epoch early: 101 steps of 120 on MNIST)."""
+    whole = run(make_cfg("trainer.max_steps=13", "trainer.max_epochs=4", out=tmp_path / "whole"))
+    run(make_cfg(out=tmp_path / "run"))  # 2 epochs of 5 steps
+    extended = run(make_cfg("ckpt_path=last", "trainer.max_steps=13", "trainer.max_epochs=4", out=tmp_path / "run"))
+    assert extended["status"] == whole["status"] == "ok" and extended["steps"] == whole["steps"] == 13
+    same_record(extended, whole, skip=("overrides",))
+
+
 def test_last_without_checkpoint_starts_fresh_and_says_so(make_cfg, tmp_path: Path, caplog) -> None:
     from torch.utils.tensorboard import SummaryWriter
 

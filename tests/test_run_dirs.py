@@ -196,3 +196,6 @@ def test_an_empty_or_overlong_run_dir_is_one_line_naming_its_key(tmp_path: Path)
     assert rundir.given_dir(OmegaConf.create({"dir": "."}), "hydra.run.dir") == Path(".")  # said, so meant
     with pytest.raises(OutputError, match=r"hydra.sweep.dir='.*x{300}' cannot be used: File name too long"):
         rundir.claim(tmp_path / ("x" * 300), "hydra.sweep.dir", explicit=True, resuming=False)
+    (tmp_path / "dangling").symlink_to(tmp_path / "gone")
+    with pytest.raises(OutputError, match=r"dangling' is a symbolic link to '.*gone', which does not exist"):
+        rundir.claim(tmp_path / "dangling", "hydra.run.dir", explicit=True, resuming=False)

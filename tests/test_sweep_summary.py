@@ -311,3 +311,23 @@ def test_a_cell_without_diagnostics_beside_one_with_them_is_drawn(tmp_path: Path
     write_summary(tmp_path)  # one layer: bars, one of them empty (an IndexError before)
     assert "<img" in (tmp_path / "report.html").read_text()
     assert swept(["init=glob(xav*)", "act=relu"]) == ["init"]  # a glob sweeps, whatever it matches
+
+
+def test_a_job_without_its_overrides_file_is_matched_by_its_records_overrides(tmp_path: Path, caplog) -> None:
+    """Matched by `init`, which its record names, a job whose .hydra/overrides.yaml is gone was fine; by a key the
+    record holds only among its overrides (optimizer.lr), it was listed twice: `not run`, and a row of None."""
+    for lr in ("0.1", "0.3"):
+        m = {
+            "init": "kaiming",
+            "act": "relu",
+            "seed": 0,
+            "status": "ok",
+            "test/acc": 0.9,
+            "overrides": [f"optimizer.lr={lr}"],
+        }
+        fake_job(tmp_path, [f"optimizer.lr={lr}"], m)
+    write_multirun(tmp_path, ["optimizer.lr=0.1,0.3"])
+    (tmp_path / "optimizer.lr=0.3" / ".hydra" / "overrides.yaml").unlink()
+    jobs = write_summary(tmp_path)
+    assert sorted((j["choices"].get("optimizer.lr"), j["status"]) for j in jobs) == [("0.1", "ok"), ("0.3", "ok")]
+    assert f"{tmp_path / 'optimizer.lr=0.3' / '.hydra' / 'overrides.yaml'} is missing" in caplog.text

@@ -498,3 +498,10 @@ def test_smooth_and_shipped_activations_have_no_breaks_beyond_the_knots() -> Non
         assert len(T.breaks(*act(name))) == 0 and act(name).knots is T._KNOTS
     steep = (lambda u: np.tanh(20 * u), lambda u: 20 / np.cosh(20 * u) ** 2)  # smooth, if steep: no knot needed
     assert len(T.breaks(*steep)) == 0
+
+
+def test_cli_json_stays_json_when_the_activation_prints(capsys: pytest.CaptureFixture[str]) -> None:
+    assert T.main(["--act", "tests/user_conf/act/chatty_tanh.yaml", "--sigma-w2", "2", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["rows"][0]["chi_1"] == pytest.approx(T.chi_1(act("tanh"), 2.0, 0.0))
+    assert "forward called" in err

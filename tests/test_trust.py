@@ -228,11 +228,15 @@ def test_a_hard_link_the_run_did_not_make_is_never_written(make_cfg, tmp_path: P
     assert target.read_text() == "do not touch\n"
 
 
-def test_a_lock_that_is_a_fifo_or_a_dir_is_refused(tmp_path: Path) -> None:
-    (tmp_path / "fifo_run").mkdir()
-    os.mkfifo(tmp_path / "fifo_run" / ".lock")
-    with pytest.raises(OutputError, match="is not a plain file"):
-        rundir.claim(tmp_path / "fifo_run", "hydra.run.dir", explicit=True, resuming=False)
+@pytest.mark.parametrize("entry", [".lock", "train.log", "checkpoints/last.ckpt"])
+def test_a_fifo_in_the_run_dir_is_refused_without_blocking(tmp_path: Path, entry: str) -> None:
+    (tmp_path / "fifo_run" / entry).parent.mkdir(parents=True)
+    os.mkfifo(tmp_path / "fifo_run" / entry)  # Hydra opening train.log to append would wait for a reader forever
+    with pytest.raises(OutputError, match=rf"holds {entry}, a named pipe \(FIFO\) the run did not make"):
+        rundir.claim(tmp_path / "fifo_run", "hydra.run.dir", explicit=True, resuming=True)
+
+
+def test_a_lock_that_is_a_dir_is_refused(tmp_path: Path) -> None:
     (tmp_path / "dir_run" / ".lock").mkdir(parents=True)
     with pytest.raises(OutputError, match="cannot be used"):
         rundir.claim(tmp_path / "dir_run", "hydra.run.dir", explicit=True, resuming=False)
@@ -311,6 +315,7 @@ MALFORMED = {  # a field of the run state the run uses, made malformed -> what t
         _set("initlab", "choices", "act", to="relu\n[ERROR] a fake line"),
         r"initlab\.choices\.act is 'relu\\n\[ERROR\] a fake line', not a config file's name",
     ),
+    "a negative first loss": (_set("first_loss", to=-5.0), r"first_loss is -5\.0, not a loss .*never negative"),
     "a negative wall time": (_set("initlab", "elapsed_s", to=-1e9), r"initlab\.elapsed_s is -1000000000\.0, not a"),
     "a resume from past the checkpoint": (
         _set("initlab", "resumed", to=[{"from_step": 10**15, "overrides": []}]),

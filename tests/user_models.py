@@ -228,3 +228,18 @@ def replacing_calibration(net: nn.Module, x: torch.Tensor) -> None:
     """A calibration that swaps a layer for a new one instead of rescaling its weights in place."""
     name, layer = next((n, m) for n, m in net.named_modules() if isinstance(m, nn.Linear))
     setattr(net, name.split(".")[-1], nn.Linear(layer.in_features, layer.out_features))
+
+
+class ChattyTanh(nn.Tanh):
+    """A user's activation that prints on every call (debugging left in)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        print("forward called")
+        return super().forward(x)
+
+
+def numpy_init(tensor: torch.Tensor) -> object:
+    """A weight function that returns a numpy array (not a tensor) and leaves the tensor alone."""
+    import numpy as np
+
+    return np.full(tuple(tensor.shape), 0.5, dtype=np.float32)

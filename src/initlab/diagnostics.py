@@ -142,8 +142,18 @@ class LayerDiagnostics(pl.Callback):
                     for tag, values in [(f"{n}/weight", m.weight) for n, m in weighted(net)] + [
                         (f"{n}/activation", a) for n, a in acts.items()
                     ]:
-                        if torch.isfinite(values).all():  # inf/nan have no bins: the run is judged diverged
+                        if not torch.isfinite(values).all():  # inf/nan have no bins: the run is judged diverged
+                            continue
+                        try:
                             lg.experiment.add_histogram(f"diag/{tag}", values, step, bins=64)
+                        except ValueError:  # numpy: "Too many bins for data range", a spread float64 cannot split
+                            log.debug(
+                                "diag/%s at step %d: no histogram (values %s to %s)",
+                                tag,
+                                step,
+                                values.min().item(),
+                                values.max().item(),
+                            )  # softplus, beta 1e-30: all 6.9e29
 
     def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer) -> None:
         if self._due(trainer.global_step, self.every):

@@ -16,6 +16,7 @@ from initlab.errors import OutputError
 
 KINDS = {stat.S_IFDIR: "a directory", stat.S_IFIFO: "a named pipe (FIFO)", stat.S_IFCHR: "a character device",
          stat.S_IFBLK: "a block device", stat.S_IFSOCK: "a socket", stat.S_IFLNK: "a symbolic link"}  # fmt: skip
+SPECIAL = {KINDS[m] for m in (stat.S_IFIFO, stat.S_IFCHR, stat.S_IFBLK, stat.S_IFSOCK)}  # never written to or replaced
 
 
 def not_a_file(path: str | Path, follow: bool = True) -> str | None:
@@ -56,11 +57,15 @@ def umask() -> int:
 def write_atomic(path: str | Path, data: str | bytes) -> None:
     """Write to a temp file beside `path`, then rename: readers never see half a file under the final name.
 
-    The rename replaces whatever stood at `path` (a symlink too: its target is never written). mkstemp makes the
+    The rename replaces a file or a symlink at `path` (the link's target is never written); a FIFO, device or
+    socket there is refused. mkstemp makes the
     file 0600 whatever the umask; it gets the mode any other file would (0666 & ~umask). Any failure (a full
     disk, a vanished dir, a directory at `path`) raises OutputError naming the file, and leaves no temp file.
     """
     path = Path(path)
+    kind = not_a_file(path, follow=False)
+    if kind in SPECIAL:  # the rename would replace it: `--out /dev/full` once replaced the device with a report
+        raise OutputError(f"could not write {path}: it is {kind}, not a file")
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

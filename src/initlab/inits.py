@@ -140,8 +140,11 @@ def _filled(tensor: Any, out: Any, key: str) -> None:
     of the same shape, copied in (left alone, it would be silently dropped)."""
     import torch
 
-    if not isinstance(out, torch.Tensor) or out is tensor:
-        return  # None or a number: the function filled in place
+    if out is None or out is tensor:
+        return  # filled in place
+    if not isinstance(out, torch.Tensor):  # a numpy array, a number: left alone it would be silently dropped
+        raise ConfigError(f"{key} returned a {type(out).__name__}: fill the tensor it is given in place, or return "
+                          f"a torch tensor of its shape {list(tensor.shape)}")  # fmt: skip
     if out.shape != tensor.shape:
         raise ConfigError(f"{key} returned a tensor of shape {list(out.shape)} for a parameter of shape "
                           f"{list(tensor.shape)}: fill the tensor in place, or return one of its shape")  # fmt: skip

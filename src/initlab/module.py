@@ -126,5 +126,8 @@ class Classifier(pl.LightningModule):
         if not sched.get("scheduler"):
             return optimizer
         scheduler = instantiate(sched.pop("scheduler"), _partial_=True)(optimizer)
-        # interval (epoch | step), frequency, monitor (ReduceLROnPlateau): Lightning's scheduler config keys
+        # interval (epoch | step), frequency, monitor (ReduceLROnPlateau): Lightning's scheduler config keys. A
+        # monitored val/ metric is missing until the first validation: the step is skipped then, with a warning
+        if "monitor" in sched:
+            sched.setdefault("strict", False)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "name": "lr", **sched}}

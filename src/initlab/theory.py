@@ -10,6 +10,7 @@ Equations, numerics: docs/theory.md. CLI: `python -m initlab.theory --help`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import sys
@@ -403,16 +404,17 @@ def _args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _args(argv)
-        act = load_act(args.act)
     except (argparse.ArgumentError, ValueError) as e:
         print(f"initlab.theory: error: {e}", file=sys.stderr)
         return 1
     except SystemExit as e:  # --help
         return int(e.code or 0)
-    try:
-        rows = [asdict(mean_field(act, s, args.sigma_b2)) for s in args.sigma_w2]
-        crit = critical_sigma_w2(act, args.sigma_b2)
-    except ActivationError as e:  # non-finite only far out (exp overflows at 710): found as the theory gets there
+    try:  # a user's activation that prints would corrupt the table or the JSON: its output goes to stderr
+        with contextlib.redirect_stdout(sys.stderr):
+            act = load_act(args.act)
+            rows = [asdict(mean_field(act, s, args.sigma_b2)) for s in args.sigma_w2]
+            crit = critical_sigma_w2(act, args.sigma_b2)
+    except ValueError as e:  # a file that is no activation; ActivationError: non-finite, found where it shows
         print(f"initlab.theory: error: {e}", file=sys.stderr)
         return 1
     if args.json:

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from initlab.errors import InitLabError, OutputError
+from initlab.files import not_a_file
 from initlab.report.html import gathered, report_dirs
 from initlab.report.summary import sweep_jobs, write_summary
 from initlab.report.table import check_tune
@@ -27,6 +28,9 @@ def out_problem(out: Path) -> str | None:
     """Why --out cannot be the report's file, where that shows before any work: a directory, a missing folder."""
     if out.is_dir():
         return f"--out={out} is a directory; give a file path, e.g. --out={out / 'report.html'}"
+    kind = not_a_file(out, follow=False)
+    if kind not in (None, "missing", "a symbolic link"):  # /dev/full: writing by rename would replace the device
+        return f"--out={out} is {kind}, not a file; give a file path"
     if not out.parent.is_dir():
         return f"--out={out}: its folder {out.parent} does not exist; create it, or give a path in an existing folder"
     return None

@@ -133,10 +133,6 @@ def _clean(metrics: Any, where: Path) -> dict[str, Any]:
 
 def load_job(job_dir: Path, not_choices: tuple[str, ...]) -> dict[str, Any]:
     """A job dir -> {"dir", "choices", "overrides", "metrics", "status"}; one that left no metrics.json failed."""
-    overrides = read_overrides(job_dir / ".hydra" / "overrides.yaml")
-    given = {
-        k: str(v) for k, v in parsed.given(overrides).items() if k not in not_choices and not k.startswith("hydra")
-    }
     path = job_dir / "metrics.json"
     kind = not_a_file(path, follow=False)
     data = read_json(path) if kind is None else None
@@ -147,17 +143,29 @@ def load_job(job_dir: Path, not_choices: tuple[str, ...]) -> dict[str, Any]:
         metrics = _clean(data, path)
     else:  # its place is taken: the job could not write its record
         metrics = {"status": "failed", "error": f"metrics.json is {kind}: the job could not write its record"}
+    overrides = read_overrides(job_dir / ".hydra" / "overrides.yaml")
+    if overrides is None:  # gone or broken: the record holds the run's overrides too
+        recorded = metrics.get("overrides")
+        overrides = [str(o) for o in recorded] if isinstance(recorded, list) else []
+    try:
+        given = {k: str(v) for k, v in parsed.given(overrides).items()
+                 if k not in not_choices and not k.startswith("hydra")}  # fmt: skip
+    except Exception:  # a record's overrides that Hydra's grammar refuses: no swept values to match by
+        given = {}
     choices = given | {k: str(metrics[k]) for k in RUN_KEYS if metrics.get(k) is not None}  # true names (a combo)
     return {"dir": job_dir.name, "choices": choices, "overrides": given, "metrics": metrics,
             "status": metrics["status"]}  # fmt: skip
 
 
-def read_overrides(path: Path) -> list[str]:
+def read_overrides(path: Path) -> list[str] | None:
+    """A job's .hydra/overrides.yaml; None (said in a line) when it is missing or unreadable."""
     try:
-        return parsed.listed(OmegaConf.load(path)) if path.is_file() else []
+        if path.is_file():
+            return parsed.listed(OmegaConf.load(path))
+        log.error("%s is missing; the job's swept values are taken from its record", path)
     except (OSError, OmegaConfBaseException, ValueError, TypeError, yaml.YAMLError):  # not YAML: PyYAML's own
         log.error("%s cannot be read; the job's swept values are taken from its record", path)
-        return []
+    return None
 
 
 def expected_jobs(sweep: DictConfig) -> list[dict[str, str]]:

@@ -263,7 +263,9 @@ def build(plan: Plan, job: Any) -> Parts:
     if job.sweep_dir is not None or not cfg.trainer.get("enable_model_summary", True):
         unwanted.append(pl.callbacks.ModelSummary)  # every job of a sweep has the same table
     # trainer.max_time through a Timer of ours, placed before the RunState: it sees the stop in the same batch
-    timer = [pl.callbacks.Timer(duration=cfg.trainer.max_time)] if cfg.trainer.get("max_time") else []
+    max_time = cfg.trainer.get("max_time")  # "DD:HH:MM:SS" or {hours: 12}: a DictConfig is no dict to Lightning
+    max_time = OmegaConf.to_object(max_time) if isinstance(max_time, DictConfig) else max_time
+    timer = [pl.callbacks.Timer(duration=max_time)] if max_time else []
     callbacks = [c for c in callbacks if not isinstance(c, tuple(unwanted))] + timer + [state]
     quiet = {"enable_progress_bar": False} if pl.callbacks.ProgressBar in unwanted else {}
     quiet |= {"enable_model_summary": False} if pl.callbacks.ModelSummary in unwanted else {}

@@ -188,9 +188,10 @@ def _check_history(saved: dict[str, Any], step: int) -> None:
         _need(ok, f"val_history[{i}]", f"is {_show(pair)}, not [step, accuracy]: a step from {last} to the "
               f"checkpoint's {step}, an accuracy in [0, 1]")  # fmt: skip
         last = pair[0]
-    for key in ("first_loss", "last_loss"):
+    for key in ("first_loss", "last_loss"):  # cross-entropy: >= 0, or NaN/inf once a run diverged
         v = saved.get(key)
-        _need(v is None or _real(v) or isinstance(v, float), key, f"is {_show(v)}, not a loss (a number or null)")
+        ok = v is None or (_real(v) and v >= 0) or (isinstance(v, float) and (math.isnan(v) or v == math.inf))
+        _need(ok, key, f"is {_show(v)}, not a loss (a number >= 0, NaN, inf or null: cross-entropy is never negative)")
 
 
 def _check_grads(grads: Any, weights: Any) -> None:

@@ -10,6 +10,7 @@ import inspect
 import itertools
 import math
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -165,6 +166,8 @@ POSITIVE_INT = number(1, integer=True)
 FLAG = one_of(True, False)
 PROB = number(0, 1, hi_open=True)
 BATCHES = either(POSITIVE_INT, number(0, 1, lo_open=True))  # a count, or a fraction of the epoch
+FIT_METRICS = ("val/acc", "val/loss", "train/loss", "train/acc")  # what initlab.module logs while training
+MONITOR = either(one_of(None), one_of(*FIT_METRICS))  # what a checkpoint or a scheduler can watch
 RULES: dict[str, Rule] = {  # leaves first: a bad leaf is named before a rule that combines it (init's variance)
     "seed": number(0, SEED_MAX, integer=True),
     "num_threads": either(POSITIVE_INT, one_of("auto")),
@@ -185,6 +188,8 @@ RULES: dict[str, Rule] = {  # leaves first: a bad leaf is named before a rule th
     "scheduler.scheduler.eta_min": number(0),
     "scheduler.scheduler.factor": number(0, 1),
     "scheduler.scheduler.total_iters": number(0, integer=True),
+    "scheduler.monitor": MONITOR,
+    "scheduler.strict": FLAG,
     "data.data_dir": text,
     "data.batch_size": POSITIVE_INT,  # per process (Lightning's convention): DDP's effective batch is x devices
     "data.eval_batch_size": POSITIVE_INT,
@@ -236,6 +241,8 @@ RULES: dict[str, Rule] = {  # leaves first: a bad leaf is named before a rule th
     "trainer.deterministic": either(FLAG, one_of("warn")),
     "trainer.enable_progress_bar": FLAG,
     "trainer.enable_model_summary": FLAG,
+    "callbacks.model_checkpoint.monitor": MONITOR,
+    "callbacks.model_checkpoint.mode": one_of("min", "max"),
     "callbacks.diagnostics.every_n_steps": number(0, integer=True),
     "callbacks.diagnostics.histogram_every_n_steps": number(0, integer=True),
     "callbacks.progress_bar.refresh_rate": number(0, integer=True),
@@ -360,6 +367,13 @@ def nesterov(cfg: DictConfig) -> None:
         fail("optimizer.dampening", opt.dampening, "0 with optimizer.nesterov=true (or set optimizer.nesterov=false)")
 
 
+def plateau(cfg: DictConfig) -> None:
+    """ReduceLROnPlateau steps on a metric: scheduler.monitor names it (Lightning's scheduler dict)."""
+    target = OmegaConf.select(cfg, "scheduler.scheduler._target_", default=None)
+    if str(target).endswith("ReduceLROnPlateau") and OmegaConf.select(cfg, "scheduler.monitor") is None:
+        fail("scheduler.monitor", None, f"one of {', '.join(FIT_METRICS)} for {target}: +scheduler.monitor=val/loss")
+
+
 def validate(cfg: DictConfig, overrides: Iterable[str] = ()) -> None:
     """Raise ConfigError for the first value in `cfg` that its rule refuses (pure Python: no torch needed)."""
     single_choices(cfg, overrides)
@@ -376,6 +390,7 @@ def validate(cfg: DictConfig, overrides: Iterable[str] = ()) -> None:
             rule(key, node)
     mlp_size(cfg)
     nesterov(cfg)
+    plateau(cfg)
     interval = OmegaConf.select(cfg, "trainer.val_check_interval", default=None)
     if isinstance(interval, float) and OmegaConf.select(cfg, "trainer.check_val_every_n_epoch", default=1) is None:
         fail(
@@ -386,6 +401,17 @@ def validate(cfg: DictConfig, overrides: Iterable[str] = ()) -> None:
         )
     if not cfg.train and not cfg.ckpt_path:
         raise ConfigError("train=false needs ckpt_path=PATH/TO/model.ckpt (or ckpt_path=last in its run dir)")
+
+
+def inside_run_dir(config: DictConfig) -> None:
+    """Hydra names files in the run dir after hydra.job.name (<name>.log) and hydra.output_subdir (.hydra/): a
+    path there (`../../x`) would have it write outside the run dir."""
+    name = OmegaConf.select(config, "hydra.job.name", default=None)
+    if name is not None and (not str(name) or "/" in str(name) or str(name) in (".", "..")):
+        fail("hydra.job.name", name, "a plain name (it names the run's <name>.log), without '/'")
+    sub = OmegaConf.select(config, "hydra.output_subdir", default=None)
+    if sub is not None and (not str(sub) or Path(str(sub)).is_absolute() or ".." in Path(str(sub)).parts):
+        fail("hydra.output_subdir", sub, "null or a folder inside the run dir (e.g. .hydra), without '..'")
 
 
 def launch(config: DictConfig, multirun: bool) -> None:
@@ -399,6 +425,7 @@ def launch(config: DictConfig, multirun: bool) -> None:
         node = OmegaConf.select(config, key, default=None)
         if node is not None:
             POSITIVE_INT(key, node)
+    inside_run_dir(config)
     task = parsed.listed(config.hydra.overrides.task)
     single_choices(config, task)  # experiment=[a,b] would merge two studies into one sweep
     tune = OmegaConf.select(config, "summary.tune", default=None)

@@ -142,6 +142,29 @@ def null_group(e: BaseException) -> str | None:
     return f"{keys[0]}=null is not allowed: a config group takes one of its files' names" if keys else None
 
 
+def missing_searchpath(argv: list[str]) -> str | None:
+    """A hydra.searchpath entry on the command line that is not there (Hydra only warns, and then cannot find the
+    choice that lives there), as one line naming it; None when every entry exists."""
+    import importlib.util
+
+    try:
+        paths = parsed.given(a for a in argv if not a.startswith("-")).get("hydra.searchpath") or []
+    except Exception:  # the command line did not parse: Hydra's own line says so
+        return None
+    for entry in paths if isinstance(paths, list) else [paths]:
+        scheme, _, where = str(entry).partition("://")
+        if scheme == "file" and not Path(where).is_dir():
+            return f"hydra.searchpath: {entry} is not a directory; give file://DIR of a dir that holds config groups"
+        if scheme == "pkg":
+            try:
+                found = importlib.util.find_spec(where.split("/")[0].split(".")[0]) is not None
+            except (ImportError, ValueError):
+                found = False
+            if not found:
+                return f"hydra.searchpath: {entry}: no package {where.split('.')[0]!r} to import (pkg://PACKAGE.conf)"
+    return None
+
+
 def _thread_error(args: threading.ExceptHookArgs) -> None:
     """A writer thread's disk fault (TensorBoard's event writer on a full disk) goes to the log file, not the
     console: the run's own error line names it. Anything else keeps Python's traceback."""
@@ -156,12 +179,17 @@ def main() -> None:
     threading.excepthook = _thread_error
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # Hydra raises its errors to us, which we make one line
     logging.raiseExceptions = False  # a log file on a full disk must not print a traceback per line
+    missing = missing_searchpath(sys.argv[1:])
+    if missing:
+        print(f"cannot start: {missing}", file=sys.stderr)
+        sys.exit(1)
     try:
         task()
     except signals.Interrupted as e:
         log.error("%s", e)
         sys.exit(e.exit_code)
     except HydraException as e:
+        rundir.discard_all()  # a sweep whose job could not be composed (`-m act=relu,bogus`), before any job ran
         print(hydra_error_line(e), file=sys.stderr)
         sys.exit(1)
     except Exception as e:

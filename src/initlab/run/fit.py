@@ -2,8 +2,9 @@
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from initlab.errors import ConfigError
+from initlab.errors import ConfigError, describe
 from initlab.run.build import Parts
 from initlab.run.resume import Plan
 from initlab.run.signals import STATE, Interrupted
@@ -27,14 +28,29 @@ def _stopped_early(parts: Parts, plan: Plan) -> str | None:
             + (" and a longer trainer.max_time (or null)" if max_time else ""))  # fmt: skip
 
 
+def between_epochs(trainer: Any) -> None:
+    """Training ended with its epoch: set the epoch's batch counters to the next epoch's start, as Lightning does
+    when an epoch begins. Left at the last batch, a run extended with trainer.max_steps went on inside the ended
+    epoch (one batch past trainer.limit_train_batches, then a short epoch): 101 steps of 120 instead of 120."""
+    loop = trainer.fit_loop.epoch_loop
+    if loop.batch_progress.is_last_batch:
+        loop.batch_progress.reset_on_run()
+        loop.scheduler_progress.reset_on_run()
+        loop.automatic_optimization.optim_progress.reset_on_run()
+
+
 def fit(parts: Parts, plan: Plan) -> Fitted:
     """trainer.fit (unless train=false), resuming from the plan's checkpoint; last.ckpt = the final weights."""
     if not plan.cfg.train:
         return Fitted(None, None)
+    from lightning.pytorch.utilities.exceptions import MisconfigurationException
+
     trainer, state = parts.trainer, parts.state
     try:
         trainer.fit(parts.module, datamodule=parts.dm, ckpt_path=str(plan.ckpt) if plan.ckpt else None,
                     weights_only=True)  # fmt: skip
+    except MisconfigurationException as e:  # Lightning refusing a setting of trainer, callbacks or scheduler
+        raise ConfigError(f"trainer, callbacks or scheduler: {describe(e)}") from e
     except (SystemExit, KeyboardInterrupt) as e:  # Lightning's SIGTERMException: it stopped after a batch
         if STATE.received:
             state.commit()
@@ -48,6 +64,7 @@ def fit(parts: Parts, plan: Plan) -> Fitted:
     elif (
         not state.stopped and trainer.checkpoint_callback is not None
     ):  # last.ckpt = the final weights, not the last validation's
+        between_epochs(trainer)
         trainer.save_checkpoint(Path(trainer.checkpoint_callback.dirpath) / "last.ckpt")
     if trainer.global_step == 0:
         raise ConfigError("training ran no step (trainer.limit_train_batches, or no training batches): "

@@ -114,6 +114,8 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
         ) from e
     except Exception as e:  # garbage bytes make the unpickler fail in many ways (EOF, Index, Runtime...)
         reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        if "weights_only" in str(e):  # torch's text about its weights_only default leads to advice never to take
+            reason = f"torch.load cannot read it as a checkpoint ({type(e).__name__}); it was not loaded"
         raise CheckpointError(f"ckpt_path={str(path)!r} is not a readable checkpoint: {reason}") from e
     if not isinstance(saved, dict) or CKPT_KEY not in saved or "state_dict" not in saved:
         raise CheckpointError(f"ckpt_path={str(path)!r} is not an initlab checkpoint (no run record in it)")

@@ -24,6 +24,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from initlab.errors import ConfigError, InitLabError, OutputError
+from initlab.files import not_a_file
 from initlab.run import checks
 from initlab.run import overrides as parsed
 
@@ -44,6 +45,8 @@ HELD: dict[Path, Claim] = {}  # dirs this process holds
 
 def unwritable_reason(path: Path) -> str | None:
     """Why `path` cannot be created or written, or None if it can."""
+    if path.is_symlink() and not path.exists():  # mkdir would say only "File exists"
+        return f"{str(path)!r} is a symbolic link to {os.readlink(path)!r}, which does not exist"
     existing = path
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
@@ -70,21 +73,23 @@ def holds_sweep(path: Path) -> str | None:
     return _first(path, SWEEP_FILES)
 
 
-def planted_link(path: Path, depth: int) -> tuple[Path, str] | None:
-    """A link inside `path` (down to `depth` levels) and its kind: a run writes only files it made itself. A hard
-    link (a plain file with more than one name) counts: `.lock` and `train.log` are written in place, so a hard
-    link to a file outside would have the run write there."""
+def planted(path: Path, depth: int) -> tuple[Path, str] | None:
+    """Something inside `path` (down to `depth` levels) the run did not make and must not write through, and what
+    it is: a symbolic link; a hard link (a plain file with another name: `.lock` and `train.log` are written in
+    place, so the writes would land in the file outside); a FIFO, socket or device (opening a FIFO as `train.log`
+    blocks until a reader comes)."""
     if not path.is_dir() or path.is_symlink():
         return None
     for entry in path.iterdir():
-        if entry.is_symlink():
-            return entry, "a symbolic link"
-        if entry.is_file() and entry.stat().st_nlink > 1:
-            return entry, "a hard link (a file with another name elsewhere)"
-        if depth > 1 and entry.is_dir():
-            found = planted_link(entry, depth - 1)
+        kind = not_a_file(entry, follow=False)
+        if kind == "a directory":
+            found = planted(entry, depth - 1) if depth > 1 else None
             if found is not None:
                 return found
+        elif kind not in (None, "missing"):  # missing: gone since the listing
+            return entry, kind
+        elif entry.stat(follow_symlinks=False).st_nlink > 1:
+            return entry, "a hard link (a file with another name elsewhere)"
     return None
 
 
@@ -163,9 +168,9 @@ def claim(path: Path, key: str, *, explicit: bool, resuming: bool) -> Path:
             if reason:
                 raise OutputError(f"{key}={str(path)!r} cannot be created: {reason}; choose another with {key}=...")
             made = _mkdirs(candidate)
-            link = planted_link(candidate, depth=3)  # before the lock: .lock itself may be one
-            if link is not None:
-                raise OutputError(f"{key}={str(path)!r} holds {link[0].relative_to(candidate)}, {link[1]} the run "
+            found = planted(candidate, depth=3)  # before the lock: .lock itself may be one
+            if found is not None:
+                raise OutputError(f"{key}={str(path)!r} holds {found[0].relative_to(candidate)}, {found[1]} the run "
                                   "did not make; remove it or choose another dir")  # fmt: skip
             fd = _lock(candidate)
         except OutputError:
@@ -196,8 +201,8 @@ def release(path: Path) -> None:
 def discard(path: Path) -> None:
     """Remove a dir this process made when nothing of a run is in it (a mistake found before training)."""
     held = HELD.get(path.absolute())
-    if held is None or not held.made or _first(path, ("metrics.json", "checkpoints/*.ckpt")):
-        return  # a record or a checkpoint is something to keep (an empty TensorBoard file is not)
+    if held is None or not held.made or _first(path, ("metrics.json", "checkpoints/*.ckpt", "*/.hydra")):
+        return  # a record, a checkpoint or a sweep's job is something to keep (an empty TensorBoard file is not)
     release(path)
     shutil.rmtree(held.made[0], ignore_errors=True)
     for parent in held.made[1:]:  # the date dir of outputs/<date>/<time>, if it was made for this run alone
@@ -248,26 +253,43 @@ def _given(config: DictConfig, key: str) -> bool:
 
 
 def shared_job_dirs(config: DictConfig) -> str | None:
-    """Two jobs of this sweep that would share a dir (a value given twice, or values of a key that is left out of
-    dir names), as one line; None when every job gets its own."""
-    subdir = OmegaConf.to_container(config.hydra.sweep, resolve=False).get("subdir", "")
-    if "override_dirname" not in str(subdir) or config.hydra.runtime.choices.get("hydra/sweeper") != "basic":
-        return None  # numbered dirs (${hydra.job.num}) or another sweeper's own scheme
+    """Two jobs of this sweep that would be the same run (a value given twice, quoted or not) or share a dir (a
+    fixed hydra.sweep.subdir, or values of a key that is left out of dir names), as one line; None when every
+    job is its own run in its own dir."""
+    if config.hydra.runtime.choices.get("hydra/sweeper") != "basic":
+        return None  # another sweeper's own scheme (Optuna asks for its trials one by one)
+    subdir = str(OmegaConf.to_container(config.hydra.sweep, resolve=False).get("subdir", ""))
     node = OmegaConf.select(config, "hydra.sweeper.params", default=None)
     params = OmegaConf.to_container(node, resolve=False) if node is not None else {}
     items = [f"{k}={v}" for k, v in params.items()] + parsed.listed(config.hydra.overrides.task)
-    spec = config.hydra.job.config.override_dirname
-    seen: dict[str, list[str]] = {}
     try:
         jobs = parsed.expand(items)
     except HydraException:  # glob(...) sweeps expand against the config groups, which only Hydra's sweeper reads
         return None
+    swept = set(parsed.keys(parsed.sweeps(items)))
+
+    def shown(job: list[str]) -> str:  # a job by its swept values
+        return " ".join(item for item, key in zip(job, parsed.keys(job), strict=True) if key in swept)
+
+    if len(jobs) > 1 and "${" not in subdir:
+        return (f"hydra.sweep.subdir={subdir!r} puts all {len(jobs)} jobs of this sweep in one dir; leave it out (a "
+                "dir per job, named by its overrides) or make it differ per job, e.g. ${hydra.job.num}")  # fmt: skip
+    runs: dict[tuple, list[str]] = {}
+    for job in jobs:
+        run = tuple(sorted((o.get_key_element(), repr(o.value())) for o in parsed.parse(job)))  # 'relu' is relu
+        if run in runs:
+            return (f"two jobs of this sweep would be the same run: {shown(runs[run])} and {shown(job)} (a "
+                    "value given twice); give each value once")  # fmt: skip
+        runs[run] = job
+    if "override_dirname" not in subdir:
+        return None  # numbered dirs (${hydra.job.num}): one each
+    spec, seen = config.hydra.job.config.override_dirname, {}
     for job in jobs:
         name = parsed.dirname(job, spec.exclude_keys, spec.item_sep, spec.kv_sep)
         if name in seen:
-            return (f"two jobs of this sweep would share the dir {name!r}: {' '.join(seen[name])} and {' '.join(job)} "
-                    "(a value given twice, or a key left out of dir names: hydra.job.config.override_dirname."
-                    "exclude_keys); give each value once")  # fmt: skip
+            return (f"two jobs of this sweep would share the dir {name!r}: {shown(seen[name])} and {shown(job)} "
+                    "(a key left out of dir names: hydra.job.config.override_dirname.exclude_keys); give it one "
+                    "value, or number the dirs: hydra.sweep.subdir=${hydra.job.num}")  # fmt: skip
         seen[name] = job
     return None
 
@@ -303,6 +325,8 @@ class ClaimRunDir(Callback):
         node = config.hydra.sweep
         try:
             checks.launch(config, multirun=True)
+            task = parsed.listed(config.hydra.overrides.task)  # what every job shares is checked once, up front
+            checks.validate(config, [o for o in task if o not in parsed.sweeps(task)])
             shared = shared_job_dirs(config)
             if shared:
                 raise ConfigError(shared)
