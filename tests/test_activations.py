@@ -130,3 +130,12 @@ def test_an_in_place_activation_gets_its_derivative_and_family_statistic() -> No
     z = torch.tensor([[-1.0, 2.0], [0.5, -3.0]])
     stats = family_stats(profile(act), act, z, act(z.clone()))
     assert stats["flat_frac"].item() == 0.0  # slopes 0.1 and 1: none flat
+
+
+def test_a_step_activation_has_zero_slope_where_it_is_defined() -> None:
+    from initlab.activations import phi
+    from tests.user_models import HardStep
+
+    f, df = phi(HardStep())
+    x = np.array([-2.0, -0.5, 0.5, 2.0])
+    assert list(f(x)) == [0, 0, 1, 1] and list(df(x)) == [0, 0, 0, 0]  # no gradient flows: autograd refused it

@@ -101,6 +101,10 @@ BAD = {  # name: (overrides, where, what the one line must say); {tmp} = a temp 
         "callbacks.model_checkpoint.monitor='val/bogus' is not allowed: one of None or one of 'val/acc', 'val/loss'",
     ),
     "a checkpoint mode": (["callbacks.model_checkpoint.mode=up"], "config", "mode='up' is not allowed: one of 'min'"),
+    "a model summary depth": (["callbacks.model_summary.max_depth=-5"], "config", "max_depth=-5 is not allowed"),
+    "too many threads": (["num_threads=1000000"], "config", "num_threads=1000000 is not allowed: an integer in [1"),
+    "overfitting batches": (["++trainer.overfit_batches=2"], "config", "trainer.overfit_batches=2 is not allowed"),
+    "a variance that is a flag": (["init.variance=true"], "config", "init.variance=True is not allowed: an expr"),
     "nesterov without momentum": (["optimizer.momentum=0"], "config", "optimizer.momentum=0 is not allowed: above 0"),
     "nesterov with dampening": (["+optimizer.dampening=0.5"], "config", "optimizer.dampening=0.5 is not allowed: 0 w"),
     "misspelt optimizer argument": (

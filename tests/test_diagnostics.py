@@ -13,7 +13,7 @@ from initlab.diagnostics import activation_stats, grad_norms, predicted_preact_v
 from initlab.inits import apply_init
 from initlab.models import CNN, MLP
 from initlab.theory import layer_variances, q_map
-from tests.user_models import ScaledTanh
+from tests.user_models import HardStep, ScaledTanh
 
 X = torch.tensor([[1.0, 2.0], [3.0, 4.0]])  # [B=2, 2]
 KAIMING = {"weight": None, "bias": "zero", "variance": "2 / fan_in"}
@@ -119,8 +119,9 @@ RELU_KAIMING = {"weight": {"_target_": "torch.nn.init.kaiming_normal_", "nonline
 
 @pytest.mark.parametrize(
     ("act", "cls", "init"),
-    [(nn.Tanh, nn.Tanh, GAUSSIAN), (nn.ReLU, nn.ReLU, RELU_KAIMING), (partial(ScaledTanh, 2.0), ScaledTanh, GAUSSIAN)],
-)
+    [(nn.Tanh, nn.Tanh, GAUSSIAN), (nn.ReLU, nn.ReLU, RELU_KAIMING), (partial(ScaledTanh, 2.0), ScaledTanh, GAUSSIAN),
+     (HardStep, HardStep, GAUSSIAN)],  # a step: no gradient flows (its theory once raised in autograd)
+)  # fmt: skip
 def test_step_0_theory_matches_the_measured_preactivation_variance(act: Callable, cls: type, init: dict) -> None:
     torch.manual_seed(0)
     net = apply_init(MLP(act, depth=6, width=1000), init)  # wide: mean-field theory holds to a few %

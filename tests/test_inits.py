@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from initlab.errors import ConfigError
-from initlab.inits import apply_init, calibrate, expected_variance, fans, sigma_w2, variance
+from initlab.inits import apply_init, calibrate, expected_variance, fans, sigma_w2, variance, weighted_layers
 from initlab.models import MLP
 from initlab.run.cli import CONF_DIR
 
@@ -168,3 +168,18 @@ def test_a_calibration_that_replaces_a_layer_is_refused() -> None:
                                           "layer or parameter of the model"):  # fmt: skip
         calibrate(net, {"calibrate": {"_target_": "tests.user_models.replacing_calibration"}}, x)
     calibrate(net, {"calibrate": {"_target_": "initlab.inits.lsuv"}}, x)  # rescaling in place: fine
+    with pytest.raises(ConfigError, match=r"changed fc1.weight from torch.float32 \[20, 784\] to torch.float64"):
+        calibrate(net, {"calibrate": {"_target_": "tests.user_models.double_calibration"}}, x)
+
+
+def test_a_class_only_named_linear_is_no_layer_to_fill() -> None:
+    from tests.user_models import Linear
+
+    net = MLP(Linear, hidden_dims=[20])  # an identity activation of the user's, called Linear
+    apply_init(net, {"weight": {"_target_": "torch.nn.init.zeros_"}})
+    assert [n for n, _ in weighted_layers(net)] == ["fc1", "out"] and (net.fc1.weight == 0).all()
+
+
+def test_a_variance_must_be_a_formula_not_a_flag() -> None:
+    with pytest.raises(ValueError, match="'True' is not allowed"):
+        variance(True, {"fan_in": 100})  # variance: true in YAML was taken for 1

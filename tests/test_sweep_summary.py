@@ -296,7 +296,8 @@ def test_a_sweep_file_that_is_not_yaml_is_named_and_the_summary_goes_on(tmp_path
     path.write_text("- [unclosed\n  : x: {\n")  # PyYAML's ScannerError, not one of OmegaConf's
     jobs = write_summary(tmp_path)
     assert {j["choices"]["init"] for j in jobs} == {"lecun", "kaiming"} and (tmp_path / "summary.md").is_file()
-    assert f"{path} cannot be read" in caplog.text
+    said = [r.getMessage() for r in caplog.records if f"{path} cannot be read" in r.getMessage()]
+    assert len(said) == 1 and "\n" not in said[0]  # once, in one line (3 lines, 3 times)
 
 
 def test_a_cell_without_diagnostics_beside_one_with_them_is_drawn(tmp_path: Path) -> None:

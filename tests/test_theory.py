@@ -505,3 +505,20 @@ def test_cli_json_stays_json_when_the_activation_prints(capsys: pytest.CaptureFi
     out, err = capsys.readouterr()
     assert json.loads(out)["rows"][0]["chi_1"] == pytest.approx(T.chi_1(act("tanh"), 2.0, 0.0))
     assert "forward called" in err
+
+
+def test_a_cubic_is_answered_from_q_1_and_has_no_edge_where_chi_1_jumps() -> None:
+    """phi = z^3: V(q) = 15 s q^3 + 0.1 and chi = 27 s q^2 in closed form. From q = 1, s = 0.05 falls to the stable
+    fixed point; s = 0.5 explodes, where chi_1 grows without bound (it was printed at the 1e12 cap, 2.7e25); and
+    chi_1 jumps over 1 between them, so there is no critical sigma_w2 (0.06 was printed)."""
+    from tests.user_models import Cubic
+
+    a = T.activation(phi(Cubic()))
+    low = T.mean_field(a, 0.05, 0.1)
+    assert 15 * 0.05 * low.q_star**3 + 0.1 == pytest.approx(low.q_star, rel=1e-9)
+    assert low.chi_1 == pytest.approx(27 * 0.05 * low.q_star**2, rel=1e-9)
+    high = T.mean_field(a, 0.5, 0.1)
+    assert high.q_star == math.inf and high.chi_1 == math.inf
+    assert math.isnan(T.critical_sigma_w2(a, 0.1))
+    tanh = T.mean_field(act("tanh"), 1.0, 0.0)  # q* -> 0: chi_1 settles at sigma_w2 phi'(0)^2
+    assert tanh.q_star == 0.0 and tanh.chi_1 == pytest.approx(1.0)

@@ -193,7 +193,14 @@ def test_a_checkpoint_cannot_choose_where_data_is_downloaded_to(make_cfg, uninte
 
 def test_a_malformed_run_record_is_one_line(make_cfg, uninterrupted, tmp_path: Path) -> None:
     saved = torch.load(real_checkpoint(uninterrupted), weights_only=True)
-    for record in ({"choices": {}}, {"config": [1, 2], "overrides": []}, {"config": {}, "overrides": "init=x"}):
+    list_trainer = {**saved["initlab"], "config": {**saved["initlab"]["config"], "trainer": [1, 2]}}  # it was named
+    records = (
+        {"choices": {}},
+        {"config": [1, 2], "overrides": []},
+        {"config": {}, "overrides": "init=x"},
+        list_trainer,
+    )
+    for record in records:  # as a conflict of trainer.limit_train_batches with the checkpoint's None
         saved["initlab"] = record
         torch.save(saved, tmp_path / "odd.ckpt")
         with pytest.raises(CheckpointError, match="its run record is malformed"):
@@ -238,7 +245,7 @@ def test_a_fifo_in_the_run_dir_is_refused_without_blocking(tmp_path: Path, entry
 
 def test_a_lock_that_is_a_dir_is_refused(tmp_path: Path) -> None:
     (tmp_path / "dir_run" / ".lock").mkdir(parents=True)
-    with pytest.raises(OutputError, match="cannot be used"):
+    with pytest.raises(OutputError, match=r"cannot be used: \.lock: Is a directory"):  # named, not the run dir
         rundir.claim(tmp_path / "dir_run", "hydra.run.dir", explicit=True, resuming=False)
 
 
@@ -271,6 +278,16 @@ MALFORMED = {  # a field of the run state the run uses, made malformed -> what t
     "an optimizer buffer of another shape": (  # crashed the process (SIGSEGV) in the fused kernel
         _set("optimizer_states", 0, "state", 0, to={"momentum_buffer": torch.zeros(3)}),
         r"optimizer_states\[0\]\.state\[0\]\.momentum_buffer has shape \[3\]; its parameter net\.fc1\.weight",
+    ),
+    "a best score that is a word": (  # a 58-line traceback at the first save
+        lambda saved: next(v for k, v in saved["callbacks"].items() if "Checkpoint" in k).update(
+            best_model_score="high"
+        ),
+        r"callbacks\[.*BestCheckpoint.*\]\.best_model_score is 'high', not a score",
+    ),
+    "an optimizer buffer of NaN": (  # the resume "diverged": the checkpoint's doing, not the run's
+        lambda saved: saved["optimizer_states"][0]["state"][0]["momentum_buffer"].fill_(float("nan")),
+        r"optimizer_states\[0\]\.state\[0\]\.momentum_buffer holds NaN or inf",
     ),
     "an optimizer with another parameter count": (
         _set("optimizer_states", 0, "param_groups", 0, "params", to=[0, 1]),
@@ -351,3 +368,18 @@ def test_a_malformed_run_state_is_one_line_before_anything_uses_it(
         message = str(info.value)
         assert "\n" not in message and str(tmp_path / "odd.ckpt") in message and "is malformed" in message
         assert not (out / "metrics.json").exists() and not list(out.glob("checkpoints/*.ckpt"))
+
+
+@pytest.mark.parametrize(("key", "value", "said"), [
+    ("step", torch.tensor(-5.0), "is -5, not a step count from 0 to the checkpoint's 10"),
+    ("step", torch.tensor(11.0), "is 11, not a step count"),
+    ("exp_avg_sq", -torch.ones(2, 3), "holds negative values"),
+])  # fmt: skip
+def test_an_optimizer_state_a_run_could_not_have_saved_is_refused(key: str, value, said: str) -> None:
+    from initlab.run.checkpoint_state import Malformed, _check_buffers
+
+    fine = {"step": torch.tensor(10.0), "exp_avg": torch.zeros(2, 3), "exp_avg_sq": torch.zeros(2, 3)}
+    _check_buffers({0: fine}, [("w", torch.Size([2, 3]))], [0], steps=10)  # Adam's, 10 steps in
+    with pytest.raises(Malformed) as info:
+        _check_buffers({0: fine | {key: value}}, [("w", torch.Size([2, 3]))], [0], steps=10)
+    assert info.value.args == (f"optimizer_states[0].state[0].{key}", info.value.args[1]) and said in info.value.args[1]

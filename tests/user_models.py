@@ -243,3 +243,30 @@ def numpy_init(tensor: torch.Tensor) -> object:
     import numpy as np
 
     return np.full(tuple(tensor.shape), 0.5, dtype=np.float32)
+
+
+class HardStep(nn.Module):
+    """A step activation, (x > 0).float(): its output carries no gradient."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x > 0).float() if x.dtype == torch.float32 else (x > 0).to(x.dtype)
+
+
+class Linear(nn.Module):
+    """A user's identity activation that happens to be named Linear (no weight: it is no nn.Linear)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+def double_calibration(net: nn.Module, x: torch.Tensor) -> None:
+    """A calibration that turns a weight into float64 in place (the same Parameter object)."""
+    layer = next(m for m in net.modules() if isinstance(m, nn.Linear))
+    layer.weight.data = layer.weight.data.double()
+
+
+class Cubic(nn.Module):
+    """phi(z) = z^3: smooth, superlinear; its variance map 15 sigma_w2 q^3 + sigma_b2 has two fixed points."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x**3

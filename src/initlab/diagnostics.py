@@ -26,13 +26,9 @@ from torch import nn
 
 from initlab.activations import family_stats, phi, profile
 from initlab.errors import CheckpointError
-from initlab.inits import WEIGHTED, bias_variance, expected_variance, fans, sigma_w2
+from initlab.inits import bias_variance, expected_variance, fans, sigma_w2, weighted_layers
 
 log = logging.getLogger(__name__)
-
-
-def weighted(net: nn.Module) -> list[tuple[str, nn.Module]]:
-    return [(n, m) for n, m in net.named_modules() if type(m).__name__ in WEIGHTED]
 
 
 def activations(net: nn.Module, act_cls: type[nn.Module]) -> list[tuple[str, nn.Module]]:
@@ -70,7 +66,7 @@ def activation_stats(net: nn.Module, x: torch.Tensor, act_cls: type[nn.Module]) 
 def weight_stats(net: nn.Module, init: dict) -> dict[str, float]:
     """Each weight-bearing layer's weight std, beside the std its init's stated variance predicts."""
     out = {}
-    for name, m in weighted(net):
+    for name, m in weighted_layers(net):
         out[f"{name}/weight_std"] = m.weight.std().item()
         var = expected_variance(init, *fans(m.weight))
         if var is not None:  # None: an init without a closed form (lsuv): nothing to compare against
@@ -86,7 +82,7 @@ def predicted_preact_var(net: nn.Module, init: dict, x: torch.Tensor, act_cls: t
 
     acts = activations(net, act_cls)
     s_w2, s_b2 = sigma_w2(init), bias_variance(init)
-    mlp = all(type(m) is nn.Linear for _, m in weighted(net))  # the theory's net: Linear -> act chains
+    mlp = all(type(m) is nn.Linear for _, m in weighted_layers(net))  # the theory's net: Linear -> act chains
     if not acts or not mlp or s_w2 is None or s_b2 is None or not theory.in_range(s_w2, s_b2):
         return {}
     qs = theory.layer_variances(phi(acts[0][1]), s_w2, s_b2, float(x.pow(2).mean()), len(acts))
@@ -94,7 +90,7 @@ def predicted_preact_var(net: nn.Module, init: dict, x: torch.Tensor, act_cls: t
 
 
 def grad_norms(net: nn.Module) -> dict[str, float]:
-    return {f"{n}/grad_norm": m.weight.grad.norm().item() for n, m in weighted(net) if m.weight.grad is not None}
+    return {f"{n}/grad_norm": m.weight.grad.norm().item() for n, m in weighted_layers(net) if m.weight.grad is not None}
 
 
 class LayerDiagnostics(pl.Callback):
@@ -139,7 +135,7 @@ class LayerDiagnostics(pl.Callback):
             for lg in trainer.loggers:
                 if isinstance(lg, pl.loggers.TensorBoardLogger):
                     # 64 even bins: TensorBoard's default ~1500 log-spaced ones cost ~10 ms a histogram here
-                    for tag, values in [(f"{n}/weight", m.weight) for n, m in weighted(net)] + [
+                    for tag, values in [(f"{n}/weight", m.weight) for n, m in weighted_layers(net)] + [
                         (f"{n}/activation", a) for n, a in acts.items()
                     ]:
                         if not torch.isfinite(values).all():  # inf/nan have no bins: the run is judged diverged

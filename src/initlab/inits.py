@@ -28,7 +28,7 @@ from initlab.errors import ConfigError, describe
 log = logging.getLogger(__name__)
 BIAS_RULES = ("zero", "default")
 INIT_KEYS = ("weight", "bias", "variance", "calibrate")  # what apply_init and calibrate read from an init config
-WEIGHTED = ("Linear", "Conv1d", "Conv2d", "Conv3d")  # the layers an init fills (fan-in/out as torch computes)
+WEIGHTED = ("Linear", "Conv1d", "Conv2d", "Conv3d")  # torch.nn's layers an init fills (fan-in/out as torch computes)
 LAYER_ARGS = ("name", "index", "depth")  # what a weight function may ask for, besides the tensor
 _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
         ast.Pow: operator.pow, ast.USub: operator.neg}  # fmt: skip
@@ -43,7 +43,7 @@ def variance(expr: str | float, names: dict[str, float]) -> float:
     """Evaluate a variance expression: numbers, + - * / **, max/min/sqrt, and the given names only."""
 
     def ev(node: ast.AST) -> float:
-        if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
+        if isinstance(node, ast.Constant) and isinstance(node.value, int | float) and not isinstance(node.value, bool):
             return float(node.value)
         if isinstance(node, ast.Name) and node.id in names:
             return float(names[node.id])
@@ -106,9 +106,17 @@ def fans(weight: Any) -> tuple[int, int]:
     return weight.shape[1] * receptive, weight.shape[0] * receptive
 
 
+def _weighted(module: Any) -> bool:
+    """A torch.nn Linear or Conv layer, or a subclass (not any class that is only named so: a user's `Linear`
+    activation)."""
+    from torch import nn
+
+    return isinstance(module, tuple(getattr(nn, name) for name in WEIGHTED))
+
+
 def weighted_layers(model: Any) -> list[tuple[str, Any]]:
     """(name, module) of every Linear and Conv layer, in the model's order: what an init fills."""
-    return [(n, m) for n, m in model.named_modules() if type(m).__name__ in WEIGHTED]
+    return [(n, m) for n, m in model.named_modules() if _weighted(m)]
 
 
 def untouched_layers(model: Any) -> list[str]:
@@ -116,7 +124,7 @@ def untouched_layers(model: Any) -> list[str]:
     LSTM's weights, a transposed conv, a bare nn.Parameter of the model itself."""
     found = []
     for name, module in model.named_modules():
-        if type(module).__name__ not in WEIGHTED and next(module.parameters(recurse=False), None) is not None:
+        if not _weighted(module) and next(module.parameters(recurse=False), None) is not None:
             found.append(f"{name} ({type(module).__name__})" if name else f"{type(module).__name__}'s own parameters")
     return found
 
@@ -185,6 +193,7 @@ def calibrate(model: Any, init: dict[str, Any], x: Any) -> None:
 
     name = f"init.calibrate ({init['calibrate'].get('_target_')})"
     params = list(model.parameters())  # the optimizer's, built before the first batch
+    shapes = [(p.dtype, tuple(p.shape), p.device) for p in params]
     try:
         instantiate(init["calibrate"], _partial_=True)(model, x)
     except (Exception, *USER_EXITS) as e:  # a user's calibration is code we cannot vouch for: name it, in one line
@@ -194,6 +203,10 @@ def calibrate(model: Any, init: dict[str, Any], x: Any) -> None:
         raise ConfigError(f"{name} replaced a layer or parameter of the model: the optimizer holds the ones built "
                           "before it, so the new ones would never train; change the weights in place "
                           "(layer.weight.mul_(...), .copy_(...))")  # fmt: skip
+    for (pname, p), before in zip(model.named_parameters(), shapes, strict=True):
+        if (p.dtype, tuple(p.shape), p.device) != before:  # p.data = p.double() keeps the object, not the model
+            raise ConfigError(f"{name} changed {pname} from {before[0]} {list(before[1])} to {p.dtype} "
+                              f"{list(p.shape)}: change the values in place, keeping dtype and shape")  # fmt: skip
 
 
 def lsuv(model: Any, x: Any, tol: float = 0.05, max_iter: int = 10) -> None:

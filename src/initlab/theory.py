@@ -218,7 +218,20 @@ def chi(act: Pair, sigma_w2: float, q: float, c: float = 1.0) -> float:
 def chi_1(act: Pair, sigma_w2: float, sigma_b2: float) -> float:
     """Mean squared singular value of a layer's Jacobian at q*: gradients grow (>1) or vanish (<1) by it."""
     act = activation(act)
-    return chi(act, sigma_w2, clip_q(q_star(act, sigma_w2, sigma_b2)))
+    return _chi_at(act, sigma_w2, q_star(act, sigma_w2, sigma_b2))
+
+
+def _chi_at(act: Act, sigma_w2: float, q: float) -> float:
+    """chi_1 at q*; where q* is 0 or inf, its limit there: chi at the cap where it has settled (relu's is
+    sigma_w2 / 2 at any q), else inf where it still grows (a cubic's 27 sigma_w2 q^2) and 0 where it still
+    shrinks (tanh's ~ 1 / sqrt(q)): the value at the cap itself would be a number of the cap's choosing."""
+    at_cap = chi(act, sigma_w2, clip_q(q))
+    if Q_MIN <= q <= Q_MAX:
+        return at_cap
+    before = chi(act, sigma_w2, clip_q(q) * (0.01 if q > Q_MAX else 100.0))  # two decades back from the cap
+    if abs(at_cap - before) <= 1e-3 * max(abs(at_cap), abs(before)):
+        return at_cap
+    return math.inf if at_cap > before else 0.0
 
 
 def c_map(act: Pair, sigma_w2: float, sigma_b2: float, q: float, c: float) -> float:
@@ -266,7 +279,7 @@ def mean_field(act: Pair, sigma_w2: float, sigma_b2: float) -> MeanField:
     """q*, c*, chi_1 and the depth scales of a wide random net."""
     act = activation(act)
     q = q_star(act, sigma_w2, sigma_b2)
-    c1 = chi(act, sigma_w2, clip_q(q))
+    c1 = _chi_at(act, sigma_w2, q)
     if not Q_MIN <= q <= Q_MAX:  # no fixed point to linearise around
         return MeanField(sigma_w2, q, math.nan, c1, math.nan, math.nan)
     cs = c_star(act, sigma_w2, sigma_b2, q)
@@ -277,7 +290,8 @@ def mean_field(act: Pair, sigma_w2: float, sigma_b2: float) -> MeanField:
 
 
 def critical_sigma_w2(act: Pair, sigma_b2: float) -> float:
-    """sigma_w2 with chi_1 = 1 (the order-to-chaos edge); nan if none in SIGMA_W2_RANGE."""
+    """sigma_w2 with chi_1 = 1 (the order-to-chaos edge); nan if none in SIGMA_W2_RANGE, or where chi_1 jumps
+    over 1 (a cubic's q*, reached from q = 1, jumps from a finite fixed point to inf)."""
     _check(sigma_b2=sigma_b2)
     act = activation(act)
     a, b = SIGMA_W2_RANGE
@@ -293,7 +307,10 @@ def critical_sigma_w2(act: Pair, sigma_b2: float) -> float:
     while fhi < 0 and hi < b:
         lo, flo, hi = hi, fhi, min(hi * 2.0, b)
         fhi = f(hi)
-    return _brent(f, lo, hi, flo, fhi) if flo <= 0 <= fhi else math.nan
+    if not flo <= 0 <= fhi:
+        return math.nan
+    root = _brent(f, lo, hi, flo, fhi)
+    return root if abs(f(root)) < 1e-3 else math.nan  # chi_1 jumps over 1 (q* jumps between fixed points): no edge
 
 
 class _Parser(argparse.ArgumentParser):

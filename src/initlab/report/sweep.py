@@ -20,6 +20,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from initlab.errors import describe
 from initlab.files import not_a_file, read_json
 from initlab.run import overrides as parsed
 from initlab.run.checks import SEED_MAX
@@ -46,8 +47,13 @@ def sweep_config(sweep_dir: Path) -> DictConfig:
     try:
         return OmegaConf.load(path) if path.is_file() else OmegaConf.create()
     except (OSError, OmegaConfBaseException, ValueError, yaml.YAMLError) as e:
-        log.error("%s cannot be read (%s); the sweep's planned jobs are unknown", path, e)
+        if path not in _SAID:  # read by the table, the order and the study: said once, in one line
+            _SAID.add(path)
+            log.error("%s cannot be read (%s); the sweep's planned jobs are unknown", path, describe(e))
         return OmegaConf.create()
+
+
+_SAID: set[Path] = set()  # multirun.yaml files already named as unreadable in this process
 
 
 def excluded_keys(sweep: DictConfig) -> tuple[str, ...]:

@@ -241,8 +241,28 @@ def check_saved(saved: dict[str, Any], path: Path) -> None:
         step = _check_progress(saved)
         _check_record(saved[CKPT_KEY], saved, step)
         _check_history(saved, step)
+        _check_scores(saved.get("callbacks", {}))
     except Malformed as e:
         raise _refused(path, e) from None
+
+
+SCORES = ("best_model_score", "current_score", "kth_value")  # what ModelCheckpoint compares new scores with
+
+
+def _check_scores(callbacks: Any) -> None:
+    """The checkpoint callbacks' scores are numbers (a score 'high' was a 58-line traceback at the first save)."""
+    import torch
+
+    _need(isinstance(callbacks, dict), "callbacks", "is not a dict of the callbacks' states")
+    for name, state in callbacks.items():
+        if not isinstance(state, dict):
+            continue
+        scores = {k: state[k] for k in SCORES if k in state}
+        best_k = state.get("best_k_models", {})
+        _need(isinstance(best_k, dict), f"callbacks[{_show(name)}].best_k_models", "is not a dict of scores")
+        for key, v in [*scores.items(), *((f"best_k_models[{_show(k)}]", v) for k, v in best_k.items())]:
+            number = isinstance(v, torch.Tensor) and v.numel() == 1 and v.is_floating_point() and not v.isnan()
+            _need(v is None or _real(v) or number, f"callbacks[{_show(name)}].{key}", f"is {_show(v)}, not a score")
 
 
 def _same_kind(v: Any, ref: Any, where: str) -> None:
@@ -267,9 +287,13 @@ def _same_kind(v: Any, ref: Any, where: str) -> None:
         _need(isinstance(v, torch.Tensor) and v.shape == ref.shape, where, f"is {_show(v)}, not {_show(ref)}")
 
 
-def _check_buffers(state: Any, params: list[tuple[str, Any]], ids: list[int]) -> None:
-    """Each parameter's optimizer state has that parameter's shape: a fused kernel reads a buffer as long as its
-    parameter, and a shorter one crashed the process (SIGSEGV)."""
+NON_NEGATIVE = ("exp_avg_sq", "max_exp_avg_sq", "square_avg", "sum")  # second moments and sums of squares
+
+
+def _check_buffers(state: Any, params: list[tuple[str, Any]], ids: list[int], steps: int) -> None:
+    """Each parameter's optimizer state has that parameter's shape (a fused kernel reads a buffer as long as its
+    parameter, and a shorter one crashed the process: SIGSEGV) and values a run could have saved: finite, second
+    moments >= 0, a step count from 0 to the run's steps."""
     import torch
 
     _need(isinstance(state, dict), "optimizer_states[0].state", "is not a dict of parameters' states")
@@ -290,6 +314,10 @@ def _check_buffers(state: Any, params: list[tuple[str, Any]], ids: list[int]) ->
                 factored = t.dim() == len(shape) and all(a in (1, b) for a, b in zip(t.shape, shape, strict=True))
                 ok = t.numel() == 1 or factored
             _need(ok, at, f"has shape {list(t.shape)}; its parameter {name} has {list(shape)}")
+            _need(bool(torch.isfinite(t).all()), at, "holds NaN or inf (a diverged run's state: it cannot go on)")
+            _need(key not in NON_NEGATIVE or bool((t >= 0).all()), at, "holds negative values (a sum of squares)")
+            _need(key != "step" or 0 <= float(t.flatten()[0]) <= steps, at,
+                  f"is {float(t.flatten()[0]):g}, not a step count from 0 to the checkpoint's {steps}")  # fmt: skip
 
 
 def _reference(config: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -357,7 +385,7 @@ def check_optimizer(saved: dict[str, Any], path: Path, module: Any) -> None:
               f"is {_show(ids)}, not the ids of the model's {len(params)} parameters")  # fmt: skip
         _same_kind({k: v for k, v in groups[0].items() if k != "params"}, group, "optimizer_states[0].param_groups[0]")
         _same_settings(groups[0], group, "optimizer_states[0].param_groups[0]")
-        _check_buffers(states[0].get("state"), params, ids)
+        _check_buffers(states[0].get("state"), params, ids, int(saved.get("global_step", 0)))
         _same_kind(saved.get("lr_schedulers", []), schedulers, "lr_schedulers")
         for i, (state, ref) in enumerate(zip(saved.get("lr_schedulers", []), schedulers, strict=True)):
             _same_settings(state, ref, f"lr_schedulers[{i}]")

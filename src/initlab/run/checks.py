@@ -166,11 +166,12 @@ POSITIVE_INT = number(1, integer=True)
 FLAG = one_of(True, False)
 PROB = number(0, 1, hi_open=True)
 BATCHES = either(POSITIVE_INT, number(0, 1, lo_open=True))  # a count, or a fraction of the epoch
+MAX_THREADS = 1024  # torch threads a process; num_threads=1000000 failed to allocate, or crashed (SIGSEGV)
 FIT_METRICS = ("val/acc", "val/loss", "train/loss", "train/acc")  # what initlab.module logs while training
 MONITOR = either(one_of(None), one_of(*FIT_METRICS))  # what a checkpoint or a scheduler can watch
 RULES: dict[str, Rule] = {  # leaves first: a bad leaf is named before a rule that combines it (init's variance)
     "seed": number(0, SEED_MAX, integer=True),
-    "num_threads": either(POSITIVE_INT, one_of("auto")),
+    "num_threads": either(number(1, MAX_THREADS, integer=True), one_of("auto")),
     "train": FLAG,
     "ckpt_path": either(one_of(None), text),
     "optimizer.lr": number(0, lo_open=True),
@@ -228,6 +229,7 @@ RULES: dict[str, Rule] = {  # leaves first: a bad leaf is named before a rule th
     "trainer.log_every_n_steps": POSITIVE_INT,
     "trainer.num_sanity_val_steps": number(-1, integer=True),
     "trainer.limit_train_batches": BATCHES,  # 0 would record an untrained model
+    "trainer.overfit_batches": one_of(0, 0.0),  # it swaps the loader's sampler, which whole index batches have not
     "trainer.limit_val_batches": BATCHES,
     "trainer.limit_test_batches": BATCHES,
     "trainer.devices": either(
@@ -241,6 +243,7 @@ RULES: dict[str, Rule] = {  # leaves first: a bad leaf is named before a rule th
     "trainer.deterministic": either(FLAG, one_of("warn")),
     "trainer.enable_progress_bar": FLAG,
     "trainer.enable_model_summary": FLAG,
+    "callbacks.model_summary.max_depth": number(-1, integer=True),  # -1: all levels
     "callbacks.model_checkpoint.monitor": MONITOR,
     "callbacks.model_checkpoint.mode": one_of("min", "max"),
     "callbacks.diagnostics.every_n_steps": number(0, integer=True),

@@ -133,7 +133,9 @@ def _run_record(saved: dict[str, Any], path: Path) -> tuple[DictConfig, dict[str
     try:
         run = saved[CKPT_KEY]
         config, choices, overrides = OmegaConf.create(run["config"]), dict(run.get("choices", {})), run["overrides"]
-        whole = isinstance(config, DictConfig) and all(k in config for k in ("data", "model", "init", "act"))
+        whole = isinstance(config, DictConfig) and all(  # the groups a run reads as settings, each a dict
+            isinstance(config.get(k), DictConfig) for k in ("data", "model", "init", "act", "optimizer", "trainer")
+        )
         if not whole or not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
             raise TypeError("not a run's config and a list of overrides")
         return config, choices, list(overrides)

@@ -14,7 +14,7 @@ import shutil
 import socket
 import stat
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -176,7 +176,8 @@ def claim(path: Path, key: str, *, explicit: bool, resuming: bool) -> Path:
         except OutputError:
             raise
         except OSError as e:  # a name too long for the file system (ENAMETOOLONG), a read-only one, ...
-            raise OutputError(f"{key}={str(path)!r} cannot be used: {e.strerror or e}") from e
+            what = f"{Path(e.filename).name}: " if e.filename and Path(e.filename) != candidate else ""  # .lock
+            raise OutputError(f"{key}={str(path)!r} cannot be used: {what}{e.strerror or e}") from e
         if fd is None:
             if explicit:
                 owner = (candidate / LOCK).read_text().strip() or "another process"
@@ -266,32 +267,42 @@ def shared_job_dirs(config: DictConfig) -> str | None:
         jobs = parsed.expand(items)
     except HydraException:  # glob(...) sweeps expand against the config groups, which only Hydra's sweeper reads
         return None
-    swept = set(parsed.keys(parsed.sweeps(items)))
-
-    def shown(job: list[str]) -> str:  # a job by its swept values
-        return " ".join(item for item, key in zip(job, parsed.keys(job), strict=True) if key in swept)
-
     if len(jobs) > 1 and "${" not in subdir:
         return (f"hydra.sweep.subdir={subdir!r} puts all {len(jobs)} jobs of this sweep in one dir; leave it out (a "
                 "dir per job, named by its overrides) or make it differ per job, e.g. ${hydra.job.num}")  # fmt: skip
-    runs: dict[tuple, list[str]] = {}
-    for job in jobs:
-        run = tuple(sorted((o.get_key_element(), repr(o.value())) for o in parsed.parse(job)))  # 'relu' is relu
-        if run in runs:
-            return (f"two jobs of this sweep would be the same run: {shown(runs[run])} and {shown(job)} (a "
-                    "value given twice); give each value once")  # fmt: skip
-        runs[run] = job
-    if "override_dirname" not in subdir:
-        return None  # numbered dirs (${hydra.job.num}): one each
-    spec, seen = config.hydra.job.config.override_dirname, {}
-    for job in jobs:
-        name = parsed.dirname(job, spec.exclude_keys, spec.item_sep, spec.kv_sep)
-        if name in seen:
-            return (f"two jobs of this sweep would share the dir {name!r}: {shown(seen[name])} and {shown(job)} "
-                    "(a key left out of dir names: hydra.job.config.override_dirname.exclude_keys); give it one "
-                    "value, or number the dirs: hydra.sweep.subdir=${hydra.job.num}")  # fmt: skip
-        seen[name] = job
+    swept = set(parsed.keys(parsed.sweeps(items)))
+    same_run = _first_twice(jobs, lambda job: tuple(sorted((o.get_key_element(), repr(o.value()))
+                                                           for o in parsed.parse(job))))  # fmt: skip  # 'relu' = relu
+    if same_run:
+        return (f"two jobs of this sweep would be the same run: {_swept(same_run[0], swept)} and "
+                f"{_swept(same_run[1], swept)} (a value given twice); give each value once")  # fmt: skip
+    spec = config.hydra.job.config.override_dirname
+
+    def dirname(job: list[str]) -> str:
+        return parsed.dirname(job, spec.exclude_keys, spec.item_sep, spec.kv_sep)
+
+    same_dir = "override_dirname" in subdir and _first_twice(jobs, dirname)  # numbered dirs (job.num): one each
+    if same_dir:
+        return (f"two jobs of this sweep would share the dir {dirname(same_dir[0])!r}: "
+                f"{_swept(same_dir[0], swept)} and {_swept(same_dir[1], swept)} (a key left out of dir names: "
+                "hydra.job.config.override_dirname.exclude_keys); give it one value, or number the dirs: "
+                "hydra.sweep.subdir=${hydra.job.num}")  # fmt: skip
     return None
+
+
+def _first_twice(jobs: list[list[str]], key: Callable[[list[str]], Any]) -> tuple[list[str], list[str]] | None:
+    """The first two jobs with the same key, or None."""
+    seen: dict[Any, list[str]] = {}
+    for job in jobs:
+        if key(job) in seen:
+            return seen[key(job)], job
+        seen[key(job)] = job
+    return None
+
+
+def _swept(job: list[str], swept: set[str]) -> str:
+    """A job by its swept values."""
+    return " ".join(item for item, key in zip(job, parsed.keys(job), strict=True) if key in swept)
 
 
 def name_part(choice: str, default: str) -> str:
