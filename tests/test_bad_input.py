@@ -105,6 +105,14 @@ BAD = {  # name: (overrides, where, what the one line must say); {tmp} = a temp 
     "too many threads": (["num_threads=1000000"], "config", "num_threads=1000000 is not allowed: an integer in [1"),
     "overfitting batches": (["++trainer.overfit_batches=2"], "config", "trainer.overfit_batches=2 is not allowed"),
     "a variance that is a flag": (["init.variance=true"], "config", "init.variance=True is not allowed: an expr"),
+    "a flag that is a word": (["+optimizer.maximize=yes"], "config", "optimizer.maximize='yes' is not allowed: one o"),
+    "a benchmark flag that is a word": (["+trainer.benchmark=perhaps"], "config", "trainer.benchmark='perhaps' is"),
+    "a save flag that is a word": (
+        ["+callbacks.model_checkpoint.save_on_train_epoch_end=sometimes"],
+        "config",
+        "save_on_train_epoch_end='so",
+    ),
+    "a constant lr of 0": (["scheduler=none", "scheduler.scheduler.factor=0"], "config", "factor=0 is not allowed"),
     "nesterov without momentum": (["optimizer.momentum=0"], "config", "optimizer.momentum=0 is not allowed: above 0"),
     "nesterov with dampening": (["+optimizer.dampening=0.5"], "config", "optimizer.dampening=0.5 is not allowed: 0 w"),
     "misspelt optimizer argument": (
@@ -430,7 +438,7 @@ def test_a_sweep_job_with_a_mistake_is_failed_in_the_summary_and_the_rest_run(ti
 
 @pytest.mark.parametrize(("args", "said"), [
     (["experiment=classic_table", "seed=-3"], "seed=-3 is not allowed"),  # shared by all 8 jobs: 8 failures once
-    (["act=relu,bogus"], "Could not find 'act/bogus'"),  # it left the sweep dir, holding .lock and multirun.yaml
+    pytest.param(["act=relu,bogus"], "Could not find 'act/bogus'", marks=pytest.mark.slow),  # it left the dir
 ])  # fmt: skip
 def test_a_sweep_mistake_before_the_first_job_is_one_line_and_no_dir(tiny_mnist: Path, tmp_path: Path, args, said):
     proc = run_cli("-m", *args, f"data.data_dir={tiny_mnist}", *FAST, f"hydra.sweep.dir={tmp_path}/s")
@@ -445,3 +453,11 @@ def test_a_search_path_that_is_not_there_is_named(tmp_path: Path) -> None:
     assert "no package 'nope'" in missing_searchpath(["hydra.searchpath=[pkg://nope.conf]", "act=relu"])
     assert missing_searchpath([f"hydra.searchpath=[file://{USER_CONF},pkg://initlab.conf]"]) is None
     assert missing_searchpath(["act=relu"]) is None
+
+
+def test_the_optimizer_takes_a_step_before_the_data_loads(make_cfg) -> None:
+    from initlab.run.build import dry_run
+
+    dry_run(make_cfg())  # the classic SGD: fine
+    with pytest.raises(InitLabError, match=r"^optimizer: TypeError: _fused_sgd_\(\) received an invalid combination"):
+        dry_run(make_cfg("+optimizer.maximize=yes"))  # past its constructor, it failed the first fused step

@@ -195,8 +195,9 @@ def test_a_signal_during_start_up_stops_before_training(tiny_mnist: Path, tmp_pa
 @pytest.mark.parametrize(("dup", "said"), [
     (["init=kaiming,kaiming"], "two jobs of this sweep would be the same run: init=kaiming and init=kaiming"),
     (["act=relu,'relu'"], "would be the same run: act=relu and act='relu'"),  # one choice, quoted or not
-    (["num_threads=1,2"], "two jobs of this sweep would share the dir"),  # a key left out of dir names
-    (["act=relu,tanh", "hydra.sweep.subdir=fixed"], "hydra.sweep.subdir='fixed' puts all 2 jobs of this sweep in"),
+    pytest.param(["num_threads=1,2"], "two jobs of this sweep would share the dir", marks=pytest.mark.slow),
+    pytest.param(["act=relu,tanh", "hydra.sweep.subdir=fixed"], "hydra.sweep.subdir='fixed' puts all 2 jobs of",
+                 marks=pytest.mark.slow),  # the CLI's tests of shared_job_dirs; the fast suite keeps two
 ])  # fmt: skip
 def test_jobs_that_are_one_run_or_share_a_dir_are_refused_up_front(tiny_mnist: Path, tmp_path: Path, dup, said):
     proc = run_cli("-m", f"data.data_dir={tiny_mnist}", *FAST, *dup, f"hydra.sweep.dir={tmp_path}/s")

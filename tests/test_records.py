@@ -96,6 +96,7 @@ def test_weights_that_start_infinite_are_diverged_and_their_histograms_skipped(m
     assert "diag/act1/act_std" in tags["scalars"]  # the run went on to its verdict
 
 
+@pytest.mark.slow
 def test_activations_float64_cannot_bin_get_no_histogram_and_the_run_goes_on(make_cfg, tmp_path: Path) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -104,6 +105,20 @@ def test_activations_float64_cannot_bin_get_no_histogram_and_the_run_goes_on(mak
     assert record["status"] in ("ok", "diverged")  # judged, not a traceback
     tags = EventAccumulator(str(tmp_path), size_guidance={"histograms": 0}).Reload().Tags()["histograms"]
     assert "diag/fc1/weight" in tags and "diag/act1/activation" not in tags
+
+
+@pytest.mark.slow
+def test_model_code_that_fails_mid_run_is_one_line_naming_it(make_cfg, tmp_path: Path) -> None:
+    from tests.user_models import FailLate
+
+    FailLate.calls = 0
+    with pytest.raises(ConfigError) as info:  # a 160-line traceback before
+        run(make_cfg("act._target_=tests.user_models.FailLate"))
+    said = str(info.value)
+    assert said.startswith("the model (initlab.models.MLP, act tests.user_models.FailLate) failed in train at step ")
+    assert said.endswith("RuntimeError: my activation broke second line of its message") and "\n" not in said
+    with pytest.raises(ConfigError, match=r"^act \(Softmax\) must be elementwise, one output per unit"):
+        run(make_cfg("act._target_=torch.nn.Softmax", "+act.dim=1", out=tmp_path / "softmax"))
 
 
 def test_a_calibration_that_raises_is_one_line_in_a_failed_record(make_cfg, tmp_path: Path) -> None:

@@ -195,6 +195,7 @@ def test_tuning_the_seed_is_refused(tmp_path: Path, caplog) -> None:
                     f"of {root} (swept: init, optimizer.lr)")  # fmt: skip
 
 
+@pytest.mark.slow
 def test_the_same_sweep_twice_is_counted_once(tmp_path: Path, caplog) -> None:
     a = sweep_with_diagnostics(tmp_path / "a")
     b = tmp_path / "b"
@@ -224,7 +225,9 @@ def test_a_sweep_and_one_of_its_jobs_given_both_count_that_job_once(tmp_path: Pa
     assert f"{job} is a/init=kaiming,act=relu,seed=1 (the same run dir): counted once" in caplog.text
 
 
-@pytest.mark.parametrize("junk", ["junk", {}, [1, 2], {"act1/act_std": "x"}], ids=["text", "empty", "list", "words"])
+@pytest.mark.parametrize(
+    "junk", ["junk", {}, pytest.param([1, 2], marks=pytest.mark.slow), pytest.param({"act1/act_std": "x"},
+             marks=pytest.mark.slow)], ids=["text", "empty", "list", "words"])  # fmt: skip
 def test_malformed_step_0_diagnostics_are_named_and_the_report_goes_on(tmp_path: Path, caplog, junk: object) -> None:
     root = sweep_with_diagnostics(tmp_path / "s")
     path = root / "init=kaiming,act=relu,seed=1" / "metrics.json"

@@ -214,9 +214,11 @@ def test_every_planned_job_that_never_ran_is_listed_even_beside_one_that_did(tmp
     assert sorted(j["status"] for j in collect(twice)) == ["not run", "ok"]
 
 
-@pytest.mark.parametrize("bad", [[1, 2], "text", {"status": "ok", "test/acc": "high"},
+@pytest.mark.parametrize("bad", [[1, 2], pytest.param("text", marks=pytest.mark.slow),
+                                 {"status": "ok", "test/acc": "high"},
                                  {"status": "ok", "test/acc": 0.9, "val_history": [[1, "x"]]},
-                                 {"status": "ok", "test/acc": 0.9, "val_history": "none"},
+                                 pytest.param({"status": "ok", "test/acc": 0.9, "val_history": "none"},
+                                              marks=pytest.mark.slow),
                                  {"status": "ok", "test/acc": 0.9, "val/acc": 97.0}])  # fmt: skip
 def test_a_malformed_record_is_named_and_the_summary_goes_on(tmp_path: Path, caplog, bad: object) -> None:
     good = {"init": "lecun", "act": "relu", "seed": 0, "status": "ok", "test/acc": 0.9, "val/acc": 0.9}

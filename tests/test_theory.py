@@ -522,3 +522,11 @@ def test_a_cubic_is_answered_from_q_1_and_has_no_edge_where_chi_1_jumps() -> Non
     assert math.isnan(T.critical_sigma_w2(a, 0.1))
     tanh = T.mean_field(act("tanh"), 1.0, 0.0)  # q* -> 0: chi_1 settles at sigma_w2 phi'(0)^2
     assert tanh.q_star == 0.0 and tanh.chi_1 == pytest.approx(1.0)
+
+
+def test_a_bias_variance_too_small_to_resolve_is_refused() -> None:
+    """q* ~ sqrt(sigma_b2 / 2) for tanh at sigma_w2 = 1: 1e-40 gave 4.6e-25 for 7.1e-21 (rounding of E[phi^2])."""
+    assert T.q_star(act("tanh"), 1.0, 1e-20) == pytest.approx(math.sqrt(1e-20 / 2), rel=1e-6)
+    with pytest.raises(ValueError, match=r"sigma_b2=1e-40 is outside the range the theory answers for: 0 or \[1e-20"):
+        T.mean_field(act("tanh"), 1.0, 1e-40)
+    assert not T.in_range(1.0, 1e-40) and T.in_range(1.0, 0.0)

@@ -279,6 +279,14 @@ MALFORMED = {  # a field of the run state the run uses, made malformed -> what t
         _set("optimizer_states", 0, "state", 0, to={"momentum_buffer": torch.zeros(3)}),
         r"optimizer_states\[0\]\.state\[0\]\.momentum_buffer has shape \[3\]; its parameter net\.fc1\.weight",
     ),
+    "weights of another dtype": (  # load_state_dict cast them: a resume of another run than it named
+        lambda saved: saved["state_dict"].update({"net.fc1.weight": saved["state_dict"]["net.fc1.weight"].half()}),
+        r"state_dict\['net\.fc1\.weight'\] is torch\.float16; the model's is torch\.float32",
+    ),
+    "a checkpoint of an old Lightning": (  # Lightning's migration of its loop state: a 62-line KeyError
+        _set("pytorch-lightning_version", to="1.0.0"),
+        r"pytorch-lightning_version is '1\.0\.0': a run writes it with Lightning 2 or later",
+    ),
     "a best score that is a word": (  # a 58-line traceback at the first save
         lambda saved: next(v for k, v in saved["callbacks"].items() if "Checkpoint" in k).update(
             best_model_score="high"
@@ -347,9 +355,13 @@ MALFORMED = {  # a field of the run state the run uses, made malformed -> what t
 }
 
 
-@pytest.mark.parametrize("case", list(MALFORMED))
+@pytest.mark.parametrize(
+    ("case", "mode"),
+    [(c, "resume") for c in MALFORMED]
+    + [pytest.param(c, "evaluate", marks=pytest.mark.slow) for c in MALFORMED if not c.startswith("an optimizer")],
+)  # an evaluation reads the same checks: the fast suite resumes only
 def test_a_malformed_run_state_is_one_line_before_anything_uses_it(
-    make_cfg, uninterrupted, tmp_path: Path, case: str
+    make_cfg, uninterrupted, tmp_path: Path, case: str, mode: str
 ) -> None:
     change, said = MALFORMED[case]
     saved = torch.load(real_checkpoint(uninterrupted), weights_only=True)
@@ -360,14 +372,12 @@ def test_a_malformed_run_state_is_one_line_before_anything_uses_it(
         torch.save(saved, tmp_path / "odd.ckpt")
     finally:
         sys.setrecursionlimit(limit)
-    modes = [["trainer.max_epochs=3"]] + ([["train=false"]] if not case.startswith("an optimizer") else [])
-    for i, extra in enumerate(modes):
-        out = tmp_path / f"out{i}"
-        with pytest.raises(CheckpointError, match=said) as info:
-            run(make_cfg(f"ckpt_path={tmp_path / 'odd.ckpt'}", *extra, out=out))
-        message = str(info.value)
-        assert "\n" not in message and str(tmp_path / "odd.ckpt") in message and "is malformed" in message
-        assert not (out / "metrics.json").exists() and not list(out.glob("checkpoints/*.ckpt"))
+    out, how = tmp_path / "out", "trainer.max_epochs=3" if mode == "resume" else "train=false"
+    with pytest.raises(CheckpointError, match=said) as info:
+        run(make_cfg(f"ckpt_path={tmp_path / 'odd.ckpt'}", how, out=out))
+    message = str(info.value)
+    assert "\n" not in message and str(tmp_path / "odd.ckpt") in message and "is malformed" in message
+    assert not (out / "metrics.json").exists() and not list(out.glob("checkpoints/*.ckpt"))
 
 
 @pytest.mark.parametrize(("key", "value", "said"), [

@@ -270,3 +270,15 @@ class Cubic(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x**3
+
+
+class FailLate(nn.Tanh):
+    """A user's activation whose own code fails mid-training, with a message of two lines."""
+
+    calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        FailLate.calls += 1
+        if self.training and FailLate.calls > 5:
+            raise RuntimeError("my activation broke\nsecond line of its message")
+        return super().forward(x)

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from initlab.errors import ConfigError, describe
+
 Fn = Callable[[np.ndarray], np.ndarray]
 _FAR = np.array([-1e4, -1e3, 1e3, 1e4])  # where a bounded phi has reached its limits
 _NEG = -np.geomspace(1e-3, 50.0, 64)  # (64,): u < 0, where a rectifier's slope is exactly 0
@@ -52,11 +54,16 @@ class Profile:
 
 def _probe(module: nn.Module) -> Profile:
     f, df = phi(module)
-    far = f(_FAR)  # (4,): phi at -1e4, -1e3, 1e3, 1e4
+    try:
+        far = f(_FAR)  # (4,): phi at -1e4, -1e3, 1e3, 1e4
+        neg = df(_NEG)
+    except Exception as e:  # Softmax(dim=1) on a 1-D probe: it is no function of each unit alone
+        raise ConfigError(f"act ({type(module).__name__}) must be elementwise, one output per unit whatever the "
+                          f"input's shape: on a 1-D probe it raised {describe(e)}") from e  # fmt: skip
     scale = max(abs(far[0]), abs(far[3]), 1e-12)
     if np.all(np.isfinite(far)) and max(abs(far[0] - far[1]), abs(far[3] - far[2])) <= 0.01 * scale:
         return Profile("saturated_frac", (float(min(far[0], far[3])), float(max(far[0], far[3]))))
-    if np.all(np.abs(df(_NEG)) <= 1e-12):
+    if np.all(np.abs(neg) <= 1e-12):
         return Profile("dead_frac")
     return Profile("flat_frac")
 

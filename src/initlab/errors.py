@@ -34,6 +34,7 @@ def describe(e: BaseException, limit: int = 300) -> str:
     """An exception as one line: its type and its message's lines joined, cut at `limit` characters. Hydra puts
     the reason for "Error in call to target '...':" on the next line, so a first line alone would lose it."""
     lines = [line.strip() for line in str(e).strip().splitlines()]
-    text = " ".join(line for line in lines if line and not line.startswith(("full_key:", "object_type=")))
+    text = " ".join(line for line in lines if line and not line.startswith(("full_key:", "object_type=",
+                                                                            "reference_type=")))  # fmt: skip
     text = text if len(text) <= limit else text[: limit - 3] + "..."
     return f"{type(e).__name__}: {text}" if text else type(e).__name__

@@ -15,6 +15,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torchmetrics import MeanMetric
 
+from initlab.errors import ConfigError, describe
 from initlab.inits import apply_init, calibrate
 
 STAGES = ("val", "test")
@@ -68,7 +69,12 @@ class Classifier(pl.LightningModule):
 
     def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
         x, y = batch  # [B, C, H, W], [B]
-        logits = self(x)
+        try:
+            logits = self(x)
+        except Exception as e:  # a model's or activation's own code failing mid-run: one line naming them
+            model, act = self.hparams.model.get("_target_"), self.hparams.act.get("_target_")
+            raise ConfigError(f"the model ({model}, act {act}) failed in {stage} at step {self.global_step}: "
+                              f"{describe(e)}") from e  # fmt: skip
         loss = F.cross_entropy(logits, y)
         if stage != "train":  # accumulated over the whole set: each sample counts once, whatever the batches
             self.metrics[stage]["acc"].update((logits.argmax(dim=1) == y).double())

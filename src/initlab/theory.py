@@ -25,6 +25,7 @@ from initlab.errors import describe
 Fn = Callable[[np.ndarray], np.ndarray]
 Pair = tuple[Fn, Fn]  # (phi, phi'), elementwise on arrays of any shape: an Act, or a pair whose breaks are found
 SIGMA_W2_RANGE, SIGMA_B2_RANGE = (0.01, 1e4), (0.0, 10.0)  # where the answers are promised (docs/theory.md)
+SIGMA_B2_MIN = 1e-20  # and sigma_b2 = 0 or at least this: 1e-40 gave q* 4.6e-25 for tanh's 7.1e-21
 Q_MIN, Q_MAX = 1e-30, 1e12  # q* beyond: 0 / inf. 1e12: q* = sigma_b2 / (1 - slope) meets float rounding of slope
 _GL_X, _GL_W = np.polynomial.legendre.leggauss(8)  # (8,): one panel's nodes, weights on [-1, 1]; 1e-10 on unit panels
 _WIN = 9.0  # the Gaussian's window, in sd: its mass beyond is 2e-19
@@ -87,11 +88,20 @@ def _check(sigma_w2: float | None = None, sigma_b2: float | None = None) -> None
     for name, val, (lo, hi) in (("sigma_w2", sigma_w2, SIGMA_W2_RANGE), ("sigma_b2", sigma_b2, SIGMA_B2_RANGE)):
         if val is not None and not lo <= val <= hi:
             raise ValueError(f"{name}={val:g} is outside the range the theory answers for: [{lo:g}, {hi:g}]")
+    if sigma_b2 is not None and 0 < sigma_b2 < SIGMA_B2_MIN:
+        raise ValueError(
+            f"sigma_b2={sigma_b2:g} is outside the range the theory answers for: 0 or [{SIGMA_B2_MIN:g}, "
+            f"{SIGMA_B2_RANGE[1]:g}] (q* ~ sqrt(sigma_b2) there is lost in the rounding of E[phi^2])"
+        )
 
 
 def in_range(sigma_w2: float, sigma_b2: float) -> bool:
-    """Whether the theory answers for this init (SIGMA_W2_RANGE, SIGMA_B2_RANGE)."""
-    return SIGMA_W2_RANGE[0] <= sigma_w2 <= SIGMA_W2_RANGE[1] and SIGMA_B2_RANGE[0] <= sigma_b2 <= SIGMA_B2_RANGE[1]
+    """Whether the theory answers for this init (SIGMA_W2_RANGE, SIGMA_B2_RANGE, SIGMA_B2_MIN)."""
+    try:
+        _check(sigma_w2, sigma_b2)
+    except ValueError:
+        return False
+    return True
 
 
 def _nodes(m: np.ndarray, s: float, knots: np.ndarray = _KNOTS) -> tuple[np.ndarray, np.ndarray]:

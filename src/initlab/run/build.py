@@ -108,13 +108,17 @@ def check_arguments(cfg: DictConfig) -> None:
 
 
 def dry_run(cfg: DictConfig) -> None:
-    """Build the optimizer and scheduler on a stand-in parameter: their own checks (Nesterov without momentum,
-    a bad value of a `+key`) answer now, in one line, not after the data is loaded."""
+    """Build the optimizer and scheduler on a stand-in parameter and take one step: their own checks (Nesterov
+    without momentum, a bad value of a `+key`: `+optimizer.maximize=yes` passes the constructor and fails the fused
+    step) answer now, in one line, not after the data is loaded."""
     import torch
     from hydra.utils import instantiate
 
+    stand_in = torch.nn.Parameter(torch.zeros(1))
+    stand_in.grad = torch.zeros(1)
     try:
-        optimizer = instantiate(cfg.optimizer, _partial_=True)([torch.nn.Parameter(torch.zeros(1))])
+        optimizer = instantiate(cfg.optimizer, _partial_=True)([stand_in])
+        optimizer.step()
     except Exception as e:
         raise ConfigError(f"optimizer: {describe(e)}") from e
     if OmegaConf.select(cfg, "scheduler.scheduler", default=None):
@@ -162,6 +166,14 @@ def build_module(cfg: DictConfig, choices: dict[str, Any]) -> Any:
 
 
 def load_weights(module: Any, saved: dict[str, Any], ckpt: Any) -> None:
+    """The checkpoint's weights, each of the model's shape and dtype (load_state_dict would cast float16 silently:
+    a resume that no longer continues the run it names)."""
+    own = module.state_dict()
+    for name, t in saved["state_dict"].items():
+        if name in own and getattr(t, "dtype", None) != own[name].dtype:
+            raise CheckpointError(f"ckpt_path={str(ckpt)!r} is refused: its training state is malformed (state_dict"
+                                  f"[{name!r}] is {getattr(t, 'dtype', type(t).__name__)}; the model's is "
+                                  f"{own[name].dtype}): not the weights a run of it writes")  # fmt: skip
     try:
         module.load_state_dict(saved["state_dict"])
     except (RuntimeError, KeyError, TypeError) as e:

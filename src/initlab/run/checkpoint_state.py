@@ -158,7 +158,13 @@ def _leaves(node: Any, where: str) -> Iterator[tuple[str, Any]]:
 
 
 def _check_progress(saved: dict[str, Any]) -> int:
-    """global_step, epoch and the loops' counters: counts, and the step the loops say; -> the step."""
+    """The Lightning that wrote it, global_step, epoch and the loops' counters: counts, and the step the loops
+    say; -> the step."""
+    version = saved.get("pytorch-lightning_version")
+    major = str(version).split(".")[0]
+    _need(isinstance(version, str) and major.isdigit() and int(major) >= 2, "pytorch-lightning_version",
+          f"is {_show(version)}: a run writes it with Lightning 2 or later (an older checkpoint's loop state would "
+          "be migrated, and fail)")  # fmt: skip
     step = _count(saved.get("global_step", 0), "global_step")
     _count(saved.get("epoch", 0), "epoch")
     loops = saved.get("loops", {})

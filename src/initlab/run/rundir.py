@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from initlab.errors import ConfigError, InitLabError, OutputError
+from initlab.errors import ConfigError, InitLabError, OutputError, describe
 from initlab.files import not_a_file
 from initlab.run import checks
 from initlab.run import overrides as parsed
@@ -245,7 +246,8 @@ def resumes(cfg: DictConfig, run_dir: Path) -> bool:
 
 
 def _exit(e: Exception) -> None:
-    log.error("%s", e if isinstance(e, InitLabError) else f"{type(e).__name__}: {e}")
+    key = getattr(e, "full_key", None)  # OmegaConf's errors span 3-4 lines, the key on one of them
+    log.error("%s", e if isinstance(e, InitLabError) else f"{key}: {describe(e)}" if key else describe(e))
     sys.exit(1)  # Hydra turns a callback's exception into a warning; only exit stops it
 
 
@@ -321,6 +323,7 @@ class ClaimRunDir(Callback):
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         node = config.hydra.run
+        HydraConfig.instance().set_config(config)  # as Hydra does for the job: ${hydra:runtime.cwd} resolves
         try:
             checks.launch(config, multirun=False)
             checks.validate(config, parsed.listed(config.hydra.overrides.task))
@@ -334,6 +337,7 @@ class ClaimRunDir(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         node = config.hydra.sweep
+        HydraConfig.instance().set_config(config)
         try:
             checks.launch(config, multirun=True)
             task = parsed.listed(config.hydra.overrides.task)  # what every job shares is checked once, up front
