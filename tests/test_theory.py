@@ -272,7 +272,9 @@ def test_relu_2d_moments_match_the_arc_cosine_kernel(c: float) -> None:
     """Cho & Saul 2009: E[relu(u1) relu(u2)] = q (sqrt(1 - c^2) + (pi - acos c) c) / (2 pi), and
     E[step(u1) step(u2)] = (pi - acos c) / (2 pi); the kink at 0 is a panel edge, so both to ~1e-10."""
     relu, q, t = act("relu"), 3.0, math.pi - math.acos(c)
-    assert T._mean2(relu[0], relu[0], q, c) == pytest.approx(q * (math.sqrt(1 - c * c) + t * c) / (2 * math.pi))
+    assert T._mean2(relu[0], relu[0], q, c, relu.knots) == pytest.approx(
+        q * (math.sqrt(1 - c * c) + t * c) / (2 * math.pi)
+    )
     assert T.chi(relu, 2.0, q, c) == pytest.approx(2.0 * t / (2 * math.pi), rel=1e-9)
 
 

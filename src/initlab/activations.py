@@ -36,10 +36,10 @@ def phi(module: nn.Module) -> tuple[Fn, Fn]:
         with torch.inference_mode(False), torch.enable_grad():
             t = torch.tensor(np.asarray(x, dtype=np.float64), requires_grad=True)
             y = mod(t * 1.0)  # `* 1.0`: not the leaf, which an in-place module (ReLU(inplace=True)) may not overwrite
-            if not y.requires_grad:  # a step function, (x > 0).float(): no gradient flows, phi' = 0 where it is
-                return np.zeros_like(t.detach().numpy())  # defined, as training sees it
-            (g,) = torch.autograd.grad(y.sum(), t, allow_unused=True)  # d sum / d t_i = phi'(t_i)
-        return np.zeros_like(t.detach().numpy()) if g is None else g.numpy()
+            # d sum / d t_i = phi'(t_i); a step function, (x > 0).float(), passes no gradient: phi' = 0 where it is
+            # defined, as training sees it
+            (g,) = torch.autograd.grad(y.sum(), t, allow_unused=True) if y.requires_grad else (None,)
+        return np.zeros(t.shape) if g is None else g.numpy()
 
     return f, df
 

@@ -104,7 +104,7 @@ def in_range(sigma_w2: float, sigma_b2: float) -> bool:
     return True
 
 
-def _nodes(m: np.ndarray, s: float, knots: np.ndarray = _KNOTS) -> tuple[np.ndarray, np.ndarray]:
+def _nodes(m: np.ndarray, s: float, knots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Nodes u and weights w, both (R, N), with sum_j w[r, j] f(u[r, j]) = E[f(u)] for u ~ N(m[r], s^2).
 
     Composite Gauss-Legendre on panels of 0.5 sd over m +- 9 s, split further at the knots (u-breakpoints,
@@ -120,13 +120,13 @@ def _nodes(m: np.ndarray, s: float, knots: np.ndarray = _KNOTS) -> tuple[np.ndar
     return m[:, None] + s * z.reshape(len(m), -1), w.reshape(len(m), -1)
 
 
-def _mean(f: Fn, q: float, knots: np.ndarray = _KNOTS) -> float:
+def _mean(f: Fn, q: float, knots: np.ndarray) -> float:
     """E[f(u)], u ~ N(0, q)."""
     u, w = _nodes(np.zeros(1), math.sqrt(q), knots)  # (1, N)
     return float(w[0] @ f(u[0]))
 
 
-def _mean2(f: Fn, g: Fn, q: float, c: float, knots: np.ndarray = _KNOTS) -> float:
+def _mean2(f: Fn, g: Fn, q: float, c: float, knots: np.ndarray) -> float:
     """E[f(u1) g(u2)] for u1, u2 ~ N(0, q) with correlation c: over u1, f(u1) E[g(c u1 + s z)], s^2 = q (1 - c^2).
 
     The inner mean smooths g's kink at 0 over s; where that is finer than the outer panels (c near 1), the

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from initlab.errors import InitLabError, OutputError
-from initlab.files import not_a_file
+from initlab.files import SPECIAL, not_a_file
 from initlab.report.html import gathered, report_dirs
 from initlab.report.summary import sweep_jobs, write_summary
 from initlab.report.table import check_tune
@@ -29,7 +29,7 @@ def out_problem(out: Path) -> str | None:
     if out.is_dir():
         return f"--out={out} is a directory; give a file path, e.g. --out={out / 'report.html'}"
     kind = not_a_file(out, follow=False)
-    if kind not in (None, "missing", "a symbolic link"):  # /dev/full: writing by rename would replace the device
+    if kind in SPECIAL:  # /dev/full: write_atomic refuses it too, but only after the report's work
         return f"--out={out} is {kind}, not a file; give a file path"
     if not out.parent.is_dir():
         return f"--out={out}: its folder {out.parent} does not exist; create it, or give a path in an existing folder"

@@ -156,12 +156,13 @@ def missing_searchpath(argv: list[str]) -> str | None:
         if scheme == "file" and not Path(where).is_dir():
             return f"hydra.searchpath: {entry} is not a directory; give file://DIR of a dir that holds config groups"
         if scheme == "pkg":
+            top = where.split("/")[0].split(".")[0]  # the package to import: pkg://mypkg.conf -> mypkg
             try:
-                found = importlib.util.find_spec(where.split("/")[0].split(".")[0]) is not None
+                found = importlib.util.find_spec(top) is not None
             except (ImportError, ValueError):
                 found = False
             if not found:
-                return f"hydra.searchpath: {entry}: no package {where.split('.')[0]!r} to import (pkg://PACKAGE.conf)"
+                return f"hydra.searchpath: {entry}: no package {top!r} to import (pkg://PACKAGE.conf)"
     return None
 
 
