@@ -10,8 +10,9 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from initlab.activations import Profile, family_stats, phi, profile
+from initlab.errors import ConfigError
 from initlab.theory import CONF_ACT
-from tests.user_models import ScaledTanh
+from tests.user_models import HalvingAct, ScaledTanh
 
 SELU = (1.0507009873554805, 1.6732632423543772)  # (scale, alpha), Klambauer et al. 2017
 _erf = np.vectorize(math.erf, otypes=[float])
@@ -97,6 +98,16 @@ def test_a_users_activation_is_profiled_by_its_own_settings() -> None:
     assert profile(ScaledTanh(0.5)) == Profile("saturated_frac", (-0.5, 0.5))  # same class and repr, own scale
     assert profile(nn.Softsign()).stat == "saturated_frac"  # z / (1 + |z|): bounded, slowly
     assert profile(nn.LeakyReLU(0.0)).stat == "dead_frac"  # a leaky relu without its leak is a relu
+
+
+@pytest.mark.parametrize(
+    ("act", "said"),
+    [(HalvingAct(), "it turned 4 values into [2]"), (nn.Softmax(dim=1), "on a 1-D probe it raised IndexError")],
+)
+def test_an_activation_that_is_not_elementwise_is_one_line(act: nn.Module, said: str) -> None:
+    with pytest.raises(ConfigError, match=r"must be elementwise, one output per unit") as info:
+        profile(act)
+    assert said in str(info.value) and "\n" not in str(info.value)
 
 
 def test_saturated_frac_by_hand() -> None:

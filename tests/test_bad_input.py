@@ -107,6 +107,30 @@ BAD = {  # name: (overrides, where, what the one line must say); {tmp} = a temp 
     "a variance that is a flag": (["init.variance=true"], "config", "init.variance=True is not allowed: an expr"),
     "a flag that is a word": (["+optimizer.maximize=yes"], "config", "optimizer.maximize='yes' is not allowed: one o"),
     "a benchmark flag that is a word": (["+trainer.benchmark=perhaps"], "config", "trainer.benchmark='perhaps' is"),
+    "a debugging run": (
+        ["+trainer.fast_dev_run=true"],
+        "config",
+        "fast_dev_run=True is not allowed: one of False, 0 (it",
+    ),
+    "a debugging run of one batch": (["+trainer.fast_dev_run=1"], "config", "trainer.fast_dev_run=1 is not allowed"),
+    "no checkpoints": (["+trainer.enable_checkpointing=false"], "config", "enable_checkpointing=False is not allowed"),
+    "a negative minimum of steps": (["+trainer.min_steps=-5"], "config", "trainer.min_steps=-5 is not allowed"),
+    "a clip algorithm": (["+trainer.gradient_clip_algorithm=bogus"], "config", "algorithm='bogus' is not allowed"),
+    "an autolog flag that is a word": (["+trainer.enable_autolog_hparams=maybe"], "config", "hparams='maybe' is not"),
+    "checkpoints elsewhere": (
+        ["callbacks.model_checkpoint.dirpath=/elsewhere"],
+        "config",
+        "callbacks.model_checkpoint.dirpath='/elsewhere' is not allowed: '${hydra:runtime.output_dir}/checkpoints'",
+    ),
+    "a best checkpoint named elsewhere": (["callbacks.model_checkpoint.filename=../x"], "config", "filename='../x' is"),
+    "a logger writing elsewhere": (
+        ["logger.tensorboard.save_dir=/tmp"],
+        "config",
+        "save_dir='/tmp' is not allowed: the",
+    ),
+    "a logger's name leaving the run dir": (["logger.tensorboard.name=../../x"], "config", "name='../../x' is not"),
+    "a logger's version leaving the run dir": (["logger=csv", "logger.csv.version=../x"], "config", "version='../x'"),
+    "weights-only checkpoints": (["+callbacks.model_checkpoint.save_weights_only=true"], "config", "only=True is not"),
     "a save flag that is a word": (
         ["+callbacks.model_checkpoint.save_on_train_epoch_end=sometimes"],
         "config",
@@ -136,6 +160,7 @@ BAD = {  # name: (overrides, where, what the one line must say); {tmp} = a temp 
     "negative eval batch": (["data.eval_batch_size=-1"], "config", "data.eval_batch_size=-1 is not allowed"),
     "one class": (["data.num_classes=1"], "config", "data.num_classes=1 is not allowed: an integer >= 2"),
     "a flat image shape": (["data.image_shape=[784]"], "config", "data.image_shape=[784] is not allowed: a list of 3"),
+    "a data set of another layout": (["data.load.dataset=EMNIST"], "run", "data.load.dataset='EMNIST' is not allowed"),
     "missing data": (["data.data_dir={tmp}/none", "data.download=false"], "run", "MNIST not found in"),
     "data dir a file": (["data.data_dir={tmp}/file"], "run", "is a file, not a directory"),
     "bad magic number": (["data.data_dir={tmp}/magic"], "run", "train-labels-idx1-ubyte is not an IDX file"),
@@ -347,7 +372,9 @@ def test_the_command_line_answers_in_one_line_and_leaves_no_run_dir(
      "optimizer.momentum=0 optimizer.nesterov=false", "optimizer.lr=${optimizer.momentum}",
      "++trainer.limit_train_batches=0.5",
      "logger=[tensorboard,csv]", "init=gaussian +init.my_scale=2 init.sigma_w2=${init.my_scale}",
-     "summary.tune=optimizer.lr", "+scheduler.frequency=2"],
+     "summary.tune=optimizer.lr", "+scheduler.frequency=2", "+trainer.fast_dev_run=0", "+trainer.fast_dev_run=false",
+     "+trainer.gradient_clip_algorithm=value", "logger.tensorboard.name=tb",
+     "logger.tensorboard.save_dir=${hydra:runtime.output_dir}/tb"],
 )  # fmt: skip
 def test_legitimate_settings_pass(make_cfg, override: str) -> None:
     cfg = make_cfg(*override.split(" "))

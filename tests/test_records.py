@@ -119,6 +119,7 @@ def test_model_code_that_fails_mid_run_is_one_line_naming_it(make_cfg, tmp_path:
     assert said.endswith("RuntimeError: my activation broke second line of its message") and "\n" not in said
     with pytest.raises(ConfigError, match=r"^act \(Softmax\) must be elementwise, one output per unit"):
         run(make_cfg("act._target_=torch.nn.Softmax", "+act.dim=1", out=tmp_path / "softmax"))
+    assert not (tmp_path / "softmax" / "metrics.json").exists()  # refused as it was built: nothing trained
 
 
 def test_a_calibration_that_raises_is_one_line_in_a_failed_record(make_cfg, tmp_path: Path) -> None:

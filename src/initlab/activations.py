@@ -54,12 +54,14 @@ class Profile:
 
 def _probe(module: nn.Module) -> Profile:
     f, df = phi(module)
+    rule = f"act ({type(module).__name__}) must be elementwise, one output per unit whatever the input's shape"
     try:
         far = f(_FAR)  # (4,): phi at -1e4, -1e3, 1e3, 1e4
         neg = df(_NEG)
     except Exception as e:  # Softmax(dim=1) on a 1-D probe: it is no function of each unit alone
-        raise ConfigError(f"act ({type(module).__name__}) must be elementwise, one output per unit whatever the "
-                          f"input's shape: on a 1-D probe it raised {describe(e)}") from e  # fmt: skip
+        raise ConfigError(f"{rule}: on a 1-D probe it raised {describe(e)}") from e
+    if far.shape != _FAR.shape or neg.shape != _NEG.shape:
+        raise ConfigError(f"{rule}: it turned {len(_FAR)} values into {list(far.shape)}")
     scale = max(abs(far[0]), abs(far[3]), 1e-12)
     if np.all(np.isfinite(far)) and max(abs(far[0] - far[1]), abs(far[3] - far[2])) <= 0.01 * scale:
         return Profile("saturated_frac", (float(min(far[0], far[3])), float(max(far[0], far[3]))))

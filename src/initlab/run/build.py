@@ -132,7 +132,9 @@ def build_module(cfg: DictConfig, choices: dict[str, Any]) -> Any:
     """The LightningModule (model, act, init), checked on an empty batch of the data's images: a model with nothing to
     train, or whose output is not [N, classes] logits for the data, is one line now, not an error deep in training."""
     import torch
+    from hydra.utils import instantiate
 
+    from initlab.activations import profile
     from initlab.module import Classifier
 
     where = f"model={choices.get('model')} act={choices.get('act')} init={choices.get('init')}"
@@ -140,6 +142,7 @@ def build_module(cfg: DictConfig, choices: dict[str, Any]) -> Any:
         module = Classifier.from_config(cfg)
     except (Exception, *USER_EXITS) as e:  # a nonlinearity torch does not know, a user's init that raises or exits...
         raise ConfigError(f"cannot build the model ({where}): {describe(e)}") from e
+    profile(instantiate(module.hparams.act))  # not elementwise (Softmax over units): one line now, not at step 0
     model, data = f"model={choices.get('model')}", f"data={choices.get('data')}"
     if not any(p.requires_grad for p in module.net.parameters()):  # else the optimizer refuses it, deep in Lightning
         raise ConfigError(f"{model} has no trainable parameters: the optimizer would have nothing to train")

@@ -61,7 +61,7 @@ def number(lo: float | None = None, hi: float | None = None, *, integer: bool = 
 
 def one_of(*values: Any) -> Rule:
     def rule(key: str, v: Any) -> None:
-        if v not in values or isinstance(v, bool) != any(isinstance(x, bool) for x in values if x == v):
+        if not any(x == v and isinstance(x, bool) == isinstance(v, bool) for x in values):  # True is not 1
             fail(key, v, "one of " + ", ".join(repr(x) for x in values))
 
     return rule
@@ -88,6 +88,18 @@ def either(*rules: Rule) -> Rule:
         fail(key, v, " or ".join(errors))
 
     return rule
+
+
+def because(rule: Rule, why: str) -> Rule:
+    """A rule whose refusal also says why the other values are not allowed."""
+
+    def explained(key: str, v: Any) -> None:
+        try:
+            rule(key, v)
+        except Refused as e:
+            fail(key, v, f"{e.allowed} ({why})")
+
+    return explained
 
 
 def target(key: str, v: Any) -> None:
@@ -252,6 +264,17 @@ RULES: dict[str, Rule] = {  # leaves first: a bad leaf is named before a rule th
     "trainer.use_distributed_sampler": FLAG,
     "trainer.barebones": FLAG,
     "trainer.enable_model_summary": FLAG,
+    "trainer.enable_autolog_hparams": FLAG,
+    "trainer.enable_checkpointing": because(one_of(None, True), "the run's checkpoints are its resume and its test"),
+    "trainer.fast_dev_run": because(
+        one_of(False, 0),
+        "it turns off the checkpoints and loggers a record needs; shrink a run with trainer.limit_train_batches",
+    ),
+    "trainer.min_epochs": either(one_of(None), number(0, integer=True)),
+    "trainer.min_steps": either(one_of(None), number(0, integer=True)),
+    "trainer.gradient_clip_algorithm": one_of(None, "norm", "value"),
+    "trainer.reload_dataloaders_every_n_epochs": number(0, integer=True),
+    "trainer.model_registry": either(one_of(None), text),
     "callbacks.model_summary.max_depth": number(-1, integer=True),  # -1: all levels
     "callbacks.model_checkpoint.monitor": MONITOR,
     "callbacks.model_checkpoint.mode": one_of("min", "max"),
@@ -390,6 +413,36 @@ def plateau(cfg: DictConfig) -> None:
         fail("scheduler.monitor", None, f"one of {', '.join(FIT_METRICS)} for {target}: +scheduler.monitor=val/loss")
 
 
+RUN_DIR = "${hydra:runtime.output_dir}"
+CHECKPOINTS = {"dirpath": f"{RUN_DIR}/checkpoints", "filename": "best", "save_weights_only": False,
+               "enable_version_counter": False}  # fmt: skip
+
+
+def checkpoint_layout(cfg: DictConfig) -> None:
+    """The run's checkpoints are whole, in its own dir, under the names resume and evaluation read (last.ckpt,
+    best.ckpt): a dirpath elsewhere would let two runs share them; weights only could not resume."""
+    node = OmegaConf.select(cfg, "callbacks.model_checkpoint", default=None)
+    raw = OmegaConf.to_container(node, resolve=False) if isinstance(node, DictConfig) else {}
+    for key, fixed in CHECKPOINTS.items():
+        if key in raw and raw[key] != fixed:
+            fail(f"callbacks.model_checkpoint.{key}", raw[key], f"{fixed!r}: resume and evaluation read the run "
+                 "dir's checkpoints/last.ckpt and best.ckpt, whole")  # fmt: skip
+
+
+def logger_layout(cfg: DictConfig) -> None:
+    """A logger writes inside the run dir (save_dir under it, plain names for its subfolders): a shared save_dir
+    would merge runs into one in TensorBoard, and `name=../..` would write outside any run."""
+    for name, node in (cfg.get("logger") or {}).items():
+        raw = OmegaConf.to_container(node, resolve=False) if isinstance(node, DictConfig) else {}
+        where = raw.get("save_dir", RUN_DIR)
+        if not isinstance(where, str) or not where.startswith(RUN_DIR) or ".." in Path(where).parts:
+            fail(f"logger.{name}.save_dir", where, f"the run dir, {RUN_DIR}, or a folder inside it")
+        for key in ("name", "version", "sub_dir", "prefix"):
+            v = raw.get(key)
+            if isinstance(v, str) and ("/" in v or v in (".", "..")):
+                fail(f"logger.{name}.{key}", v, "a plain name (a folder inside the run dir), without '/'")
+
+
 def validate(cfg: DictConfig, overrides: Iterable[str] = ()) -> None:
     """Raise ConfigError for the first value in `cfg` that its rule refuses (pure Python: no torch needed)."""
     single_choices(cfg, overrides)
@@ -407,6 +460,8 @@ def validate(cfg: DictConfig, overrides: Iterable[str] = ()) -> None:
     mlp_size(cfg)
     nesterov(cfg)
     plateau(cfg)
+    checkpoint_layout(cfg)
+    logger_layout(cfg)
     interval = OmegaConf.select(cfg, "trainer.val_check_interval", default=None)
     if isinstance(interval, float) and OmegaConf.select(cfg, "trainer.check_val_every_n_epoch", default=1) is None:
         fail(
