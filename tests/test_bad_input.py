@@ -94,6 +94,9 @@ BAD = {  # name: (overrides, where, what the one line must say); {tmp} = a temp 
         "config",
         "scheduler.monitor=None is not allowed: one of val/acc, val/loss",
     ),
+    "a scheduler stepping every 0 steps": (["+scheduler.frequency=0"], "config", "frequency=0 is not allowed"),
+    "a scheduler stepping every 1.5 steps": (["+scheduler.frequency=1.5"], "config", "frequency=1.5 is not allowed"),
+    "a scheduler's name a number": (["+scheduler.name=123"], "config", "scheduler.name=123 is not allowed: one of N"),
     "a scheduler watching no metric": (["+scheduler.monitor=val/bogus"], "config", "scheduler.monitor='val/bogus' is"),
     "a checkpoint watching no metric": (
         ["callbacks.model_checkpoint.monitor=val/bogus"],
@@ -161,6 +164,11 @@ BAD = {  # name: (overrides, where, what the one line must say); {tmp} = a temp 
     "one class": (["data.num_classes=1"], "config", "data.num_classes=1 is not allowed: an integer >= 2"),
     "a flat image shape": (["data.image_shape=[784]"], "config", "data.image_shape=[784] is not allowed: a list of 3"),
     "a data set of another layout": (["data.load.dataset=EMNIST"], "run", "data.load.dataset='EMNIST' is not allowed"),
+    "a validation interval longer than the epoch": (
+        ["trainer.check_val_every_n_epoch=1", "trainer.val_check_interval=1000"],
+        "run",
+        "trainer.val_check_interval=1000 is not allowed: at most the epoch's 5 training batches while",
+    ),
     "missing data": (["data.data_dir={tmp}/none", "data.download=false"], "run", "MNIST not found in"),
     "data dir a file": (["data.data_dir={tmp}/file"], "run", "is a file, not a directory"),
     "bad magic number": (["data.data_dir={tmp}/magic"], "run", "train-labels-idx1-ubyte is not an IDX file"),
@@ -488,3 +496,8 @@ def test_the_optimizer_takes_a_step_before_the_data_loads(make_cfg) -> None:
     dry_run(make_cfg())  # the classic SGD: fine
     with pytest.raises(InitLabError, match=r"^optimizer: TypeError: _fused_sgd_\(\) received an invalid combination"):
         dry_run(make_cfg("+optimizer.maximize=yes"))  # past its constructor, it failed the first fused step
+
+
+def test_a_validation_interval_of_a_whole_epoch_is_allowed(make_cfg, tmp_path: Path) -> None:
+    record = run(make_cfg("trainer.check_val_every_n_epoch=1", "trainer.val_check_interval=5", out=tmp_path / "run"))
+    assert [step for step, _ in record["val_history"]] == [5, 10]  # 5 batches an epoch, validated at each end

@@ -219,13 +219,13 @@ def test_gz_archives_are_decompressed(tmp_path: Path) -> None:
     assert len(load_split(tmp_path, "train")[1]) == 20
 
 
-@pytest.mark.parametrize("damage", ["not gzip", "truncated"])
+@pytest.mark.parametrize("damage", ["not gzip", "truncated", "empty"])
 def test_corrupt_gz_is_named_and_leaves_nothing_half_written(tmp_path: Path, damage: str) -> None:
     raw = tiny_raw(tmp_path)
     gzip_all(raw)
     gz = raw / "train-images-idx3-ubyte.gz"
     data = gz.read_bytes()
-    gz.write_bytes(b"garbage!" * 10 if damage == "not gzip" else data[: len(data) // 2])
+    gz.write_bytes({"not gzip": b"garbage!" * 10, "truncated": data[: len(data) // 2], "empty": b""}[damage])
     with pytest.raises(DataError, match=r"cannot decompress .*train-images-idx3-ubyte\.gz: .*delete it") as e:
         ensure_mnist(tmp_path, download=False)
     one_line(e)

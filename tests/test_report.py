@@ -215,6 +215,20 @@ def test_the_same_sweep_twice_is_counted_once(tmp_path: Path, caplog) -> None:
     assert "96.50 ± 1.24" in out.read_text()  # kaiming/tanh: 0.96, 0.965 (once each) and 0.97: 3 seeds
 
 
+def test_the_same_runs_swept_with_and_without_a_tune_of_act_are_counted_once(tmp_path: Path, caplog) -> None:
+    """summary.tune and the loggers change no number: two sweeps differing only there hold the same runs."""
+    for name, extra in (("tuned", ["summary.tune=act"]), ("plain", [])):
+        for act, acc in (("relu", 0.97), ("tanh", 0.96)):
+            m = {"init": "kaiming", "act": act, "seed": 0, "status": "ok", "test/acc": acc, "val/acc": acc}
+            fake_job(tmp_path / name, [f"act={act}", *extra], m)
+        write_multirun(tmp_path / name, ["act=relu,tanh", *extra], **({"summary": {"tune": "act"}} if extra else {}))
+    out = tmp_path / "study.html"
+    assert report_main([str(tmp_path / "tuned"), str(tmp_path / "plain"), "--out", str(out)]) == 0
+    page = out.read_text()
+    assert "2 jobs repeat another's settings and seed and are counted once" in page and "1 seed(s)" in page
+    assert "97.00 @relu</td>" in page and "(edge)" not in page  # one seed: no interval; act has no ends
+
+
 def test_a_sweep_and_one_of_its_jobs_given_both_count_that_job_once(tmp_path: Path, caplog) -> None:
     a = sweep_with_diagnostics(tmp_path / "a")
     job = a / "init=kaiming,act=relu,seed=1"

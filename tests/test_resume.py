@@ -160,6 +160,21 @@ def test_gradient_accumulation_interrupted_mid_window_resumes_exactly(
     same_record(resumed, whole, skip=("overrides",))
 
 
+@pytest.mark.parametrize(("precision", "dtype"), [("64", torch.float64), ("bf16-true", torch.bfloat16)])
+def test_a_run_at_another_precision_resumes_and_evaluates(
+    make_cfg, uninterrupted, tmp_path: Path, monkeypatch, precision: str, dtype: torch.dtype
+) -> None:
+    """Its weights are of the precision's dtype: the checkpoint is the run's own, not malformed."""
+    mine = f"+trainer.precision={precision}"
+    whole = uninterrupted(CRASH, mine)[0]
+    last = crashed(make_cfg, tmp_path / "run", monkeypatch, mine)
+    assert torch.load(last, weights_only=True)["state_dict"]["net.fc1.weight"].dtype == dtype
+    same_record(run(make_cfg(CRASH, mine, "ckpt_path=last", out=tmp_path / "run")), whole, skip=("overrides",))
+    evaluated = run(make_cfg(f"ckpt_path={tmp_path / 'run' / 'checkpoints' / 'last.ckpt'}", "train=false",
+                             out=tmp_path / "evaluated"))  # fmt: skip
+    assert evaluated["test/acc"] == whole["test/acc"]
+
+
 RESUMABLE_CHANGES = {  # keys: their different values, and the uninterrupted run to compare with
     ("data.data_dir",): (["data.data_dir={copy}"], []),  # the same files elsewhere
     ("trainer.max_epochs",): (["trainer.max_epochs=3"], ["trainer.max_epochs=3"]),

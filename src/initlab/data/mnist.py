@@ -135,6 +135,8 @@ def gunzip(gz: Path, dest: Path) -> None:
     try:
         with os.fdopen(fd, "wb") as out, gzip.open(gz, "rb") as src:
             shutil.copyfileobj(src, out, 1 << 20)
+        if os.path.getsize(tmp) == 0:  # gzip reads an empty file as an empty archive, without an error
+            raise DataError(f"cannot decompress {gz}: it holds nothing (an empty archive); {REFETCH}")
         shutil.copymode(gz, tmp)  # mkstemp makes it 0600; others who can read the archive can read this too
         os.replace(tmp, dest)
     except (OSError, EOFError, zlib.error) as e:  # gzip raises all three for corrupt or truncated archives

@@ -54,21 +54,25 @@ def _mean_val(jobs: list[dict[str, Any]]) -> float | None:
     return statistics.fmean(accs) if accs else None
 
 
+def numeric(values: list[str]) -> bool:
+    try:
+        return all(math.isfinite(float(v)) for v in values)
+    except ValueError:
+        return False
+
+
 def ordered(values: list[str]) -> list[str]:
     """Swept values in their natural order: by number where they are all numbers, else as given."""
-    try:
-        return sorted(values, key=float)
-    except ValueError:
-        return list(values)
+    return sorted(values, key=float) if numeric(values) else list(values)
 
 
 def _choose(by_value: dict[str, list[dict]], swept: list[str]) -> tuple[str, bool]:
     """The value with the best mean final val/acc over its seeds (the smaller on a tie), and whether it sits at
-    either end of the swept values."""
+    either end of the swept values: numbers only (act=relu,tanh has no ends, nothing lies beyond them)."""
     values = [v for v in swept if v in by_value] + [v for v in by_value if v not in swept]  # gathered dirs: any
     means = {v: m for v in values if (m := _mean_val(by_value[v])) is not None}
     chosen = max(means, key=lambda v: (means[v], -values.index(v))) if means else values[0]
-    return chosen, len(swept) > 1 and chosen in (swept[0], swept[-1])
+    return chosen, len(swept) > 1 and numeric(swept) and chosen in (swept[0], swept[-1])
 
 
 def build_cells(jobs: list[dict[str, Any]], keys: list[str], tune: str | None,

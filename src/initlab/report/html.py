@@ -22,6 +22,7 @@ from initlab.report.cells import Cell
 from initlab.report.heatmap import figure as heatmap
 from initlab.report.sweep import collect, load_job, sweep_config, sweep_order
 from initlab.report.table import UNFINISHED, Layout, check_tune, grid, held_fixed, seed_count, summarise, why
+from initlab.run.resume import FROM_COMMAND
 
 log = logging.getLogger(__name__)
 STYLE = """body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1200px;padding:0 1em;color:#222}
@@ -50,6 +51,9 @@ def gather(dirs: list[Path]) -> tuple[list[dict[str, Any]], dict[str, list[str]]
     return jobs, order, tune
 
 
+NO_NUMBER = tuple(f"{k}." for k in FROM_COMMAND) + FROM_COMMAND  # summary.tune=..., logger=...: the same run
+
+
 def once(jobs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
     """Jobs with the same settings and the same seed (one sweep passed twice, or copied) are one job, not more
     seeds: the first is kept (a planned job that never ran gives way to one that ran); -> (jobs, a note for
@@ -65,7 +69,7 @@ def once(jobs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
             continue
         if j.get("path") is not None:
             seen[j["path"]] = j["dir"]
-        key = tuple(sorted(j["choices"].items()))
+        key = tuple(sorted((k, v) for k, v in j["choices"].items() if not k.startswith(NO_NUMBER)))
         first = kept.get(key)
         if first is None:
             kept[key] = len(out)

@@ -263,8 +263,6 @@ def build(plan: Plan, job: Any) -> Parts:
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     dm = instantiate(cfg.data, seed=cfg.seed, _recursive_=False, _convert_="all")  # plain values; `load` runs later
     module = build_module(cfg, plan.choices)
-    if plan.saved is not None:
-        load_weights(module, plan.saved, plan.ckpt)  # a checkpoint of another shape fails here, in one line
     state = RunState({k: v for k, v in OmegaConf.to_container(cfg, resolve=False).items() if k != "hydra"},
                      plan.choices, plan.overrides)  # fmt: skip
     state.run["resumed"] = plan.resumed
@@ -286,4 +284,6 @@ def build(plan: Plan, job: Any) -> Parts:
     quiet |= {"enable_model_summary": False} if pl.callbacks.ModelSummary in unwanted else {}
     plugins = {} if "plugins" in cfg.trainer else {"plugins": [AtomicCheckpointIO()]}
     trainer = make_trainer(cfg, callbacks=callbacks, logger=loggers or False, max_time=None, **quiet, **plugins)
+    if plan.saved is not None:  # a checkpoint of another shape fails here, in one line; its dtype is the precision's
+        load_weights(trainer.precision_plugin.convert_module(module), plan.saved, plan.ckpt)
     return Parts(dm, module, trainer, state)

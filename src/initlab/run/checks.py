@@ -206,6 +206,8 @@ RULES: dict[str, Rule] = {  # leaves first: a bad leaf is named before a rule th
     "scheduler.scheduler.total_iters": number(0, integer=True),
     "scheduler.monitor": MONITOR,
     "scheduler.strict": FLAG,
+    "scheduler.frequency": POSITIVE_INT,  # steps (or epochs) between the scheduler's steps
+    "scheduler.name": either(one_of(None), text),  # the lr's name in the logs
     "data.data_dir": text,
     "data.batch_size": POSITIVE_INT,  # per process (Lightning's convention): DDP's effective batch is x devices
     "data.eval_batch_size": POSITIVE_INT,

@@ -15,6 +15,7 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 
+from initlab.errors import ConfigError
 from initlab.run import checkpoint_state
 from initlab.run.checkpoint_state import CKPT_KEY
 from initlab.run.signals import STATE, Interrupted, install
@@ -39,6 +40,21 @@ def set_rng_states(states: dict[str, Any]) -> None:
     random.setstate((version, tuple(state), gauss_next))
 
 
+def validation_fits(trainer: pl.Trainer) -> None:
+    """A validation every trainer.val_check_interval steps of each epoch needs an epoch that long: said in one line
+    as the data is set up, before the model summary prints (Lightning raises it once training starts)."""
+    interval, limit = trainer.val_check_interval, trainer.limit_train_batches
+    if trainer.check_val_every_n_epoch is None or not isinstance(interval, int) or trainer.datamodule is None:
+        return
+    batches = len(trainer.datamodule.train_dataloader())
+    batches = min(batches, limit) if isinstance(limit, int) else int(batches * limit)
+    if interval > batches:
+        raise ConfigError(
+            f"trainer.val_check_interval={interval} is not allowed: at most the epoch's {batches} "
+            "training batches while trainer.check_val_every_n_epoch is set (null counts global steps)"
+        )
+
+
 class RunState(pl.Callback):
     """Stores the run's config, group choices, overrides, wall time and random states in each checkpoint.
 
@@ -60,6 +76,10 @@ class RunState(pl.Callback):
 
     def elapsed(self) -> float:
         return self.prior_s + time.perf_counter() - self.started
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage == "fit":
+            validation_fits(trainer)
 
     def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
         checkpoint[CKPT_KEY] = {**self.run, "elapsed_s": round(self.elapsed(), 3), "rng": rng_states()}
