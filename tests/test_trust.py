@@ -393,3 +393,19 @@ def test_an_optimizer_state_a_run_could_not_have_saved_is_refused(key: str, valu
     with pytest.raises(Malformed) as info:
         _check_buffers({0: fine | {key: value}}, [("w", torch.Size([2, 3]))], [0], steps=10)
     assert info.value.args == (f"optimizer_states[0].state[0].{key}", info.value.args[1]) and said in info.value.args[1]
+
+
+def test_a_checkpoint_whose_config_builds_another_choice_than_it_names_is_refused(
+    make_cfg, uninterrupted, tmp_path: Path
+) -> None:
+    """Its config builds Tanh (a class the act group offers) while its choices say act=relu: the record would say
+    relu for a tanh net. An override of the run's own (act._target_=...) stands."""
+    evil = crafted(uninterrupted, tmp_path, ("act",), {"_target_": "torch.nn.Tanh"})
+    with pytest.raises(CheckpointError, match=r"its config builds act torch\.nn\.Tanh, but its choice act=relu "
+                                              r"builds torch\.nn\.ReLU"):  # fmt: skip
+        run(make_cfg(f"ckpt_path={evil}", "train=false", out=tmp_path / "evaluated"))
+    saved = torch.load(evil, weights_only=True)
+    saved["initlab"]["overrides"].append("act._target_=torch.nn.Tanh")
+    torch.save(saved, tmp_path / "overridden.ckpt")
+    record = run(make_cfg(f"ckpt_path={tmp_path / 'overridden.ckpt'}", "train=false", out=tmp_path / "ok"))
+    assert record["status"] == "ok" and record["mode"] == "evaluate"

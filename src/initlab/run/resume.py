@@ -229,6 +229,7 @@ def plan(cfg: DictConfig, job: Any, out: Path) -> Plan:
     except ConfigError as e:
         raise CheckpointError(f"{e} (the value comes from the checkpoint {ckpt})") from e
     old, _, run_overrides = _run_record(saved, ckpt)
+    trust.check_choices(merged, choices, job.config_dirs, [*run_overrides, *job.overrides], ckpt)
     if not cfg.train:  # a model to evaluate: its choices, not its run
         return Plan(merged, choices, list(job.overrides), ckpt, saved)
     _check_length(merged, saved, ckpt)

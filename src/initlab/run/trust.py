@@ -80,3 +80,32 @@ def check_targets(cfg: DictConfig, allowed: set[Offer], path: Path) -> None:
             raise CheckpointError(f"ckpt_path={str(path)!r} names _target_ {target!r} at {where or 'top'}, which no "
                                   "config offers there; refusing to run it (if you trust it, give "
                                   f"{where}._target_={target} on the command line)")  # fmt: skip
+
+
+def _file_targets(config_dirs: Iterable[Path], group: str, choice: str) -> set[str]:
+    """The `_target_`s that the group file <group>/<choice>.yaml offers at the group's own node, in any dir."""
+    found: set[str] = set()
+    for d in config_dirs:
+        f = Path(d) / group / f"{choice}.yaml"
+        try:
+            text = f.read_text() if f.is_file() else ""
+            data = yaml.safe_load(text) if text else None
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            continue
+        found |= {t for where, t in _targets(data, _package(text, group)) if where == group}
+    return found
+
+
+def check_choices(cfg: DictConfig, choices: dict[str, Any], config_dirs: Iterable[Path], overrides: Iterable[str],
+                  path: Path) -> None:  # fmt: skip
+    """Refuse a checkpoint whose config builds another class than its group choices name (act=relu, building Tanh):
+    its record would name a run it is not. A `<group>._target_=...` override of the run or this command stands."""
+    named = parsed.given(overrides)
+    for group, choice in choices.items():
+        ours = isinstance(choice, str) and "/" not in group  # hydra/launcher: Hydra's, not the run's
+        target = OmegaConf.select(cfg, f"{group}._target_", default=None) if ours else None
+        offers = _file_targets(config_dirs, group, choice) if isinstance(target, str) else set()
+        if offers and target not in offers and f"{group}._target_" not in named:
+            raise CheckpointError(f"ckpt_path={str(path)!r} is refused: its config builds {group} {target}, but its "
+                                  f"choice {group}={choice} builds {', '.join(sorted(offers))}: its record would "
+                                  "name another run")  # fmt: skip
