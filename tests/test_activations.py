@@ -12,7 +12,7 @@ from torch import nn
 from initlab.activations import Profile, family_stats, phi, profile
 from initlab.errors import ConfigError
 from initlab.theory import CONF_ACT
-from tests.user_models import HalvingAct, ScaledTanh
+from tests.user_models import CenteredTanh, HalvingAct, ScaledTanh
 
 SELU = (1.0507009873554805, 1.6732632423543772)  # (scale, alpha), Klambauer et al. 2017
 _erf = np.vectorize(math.erf, otypes=[float])
@@ -102,8 +102,10 @@ def test_a_users_activation_is_profiled_by_its_own_settings() -> None:
 
 @pytest.mark.parametrize(
     ("act", "said"),
-    [(HalvingAct(), "it turned 4 values into [2]"), (nn.Softmax(dim=1), "on a 1-D probe it raised IndexError")],
-)
+    [(HalvingAct(), "it turned 4 values into [2]"), (nn.Softmax(dim=1), "on a 1-D probe it raised IndexError"),
+     (nn.Softmin(dim=0), "its value at one unit changed with the others"),
+     (CenteredTanh(), "its value at one unit changed with the others")],
+)  # fmt: skip
 def test_an_activation_that_is_not_elementwise_is_one_line(act: nn.Module, said: str) -> None:
     with pytest.raises(ConfigError, match=r"must be elementwise, one output per unit") as info:
         profile(act)

@@ -117,6 +117,17 @@ BAD = {  # name: (overrides, where, what the one line must say); {tmp} = a temp 
     ),
     "a debugging run of one batch": (["+trainer.fast_dev_run=1"], "config", "trainer.fast_dev_run=1 is not allowed"),
     "no checkpoints": (["+trainer.enable_checkpointing=false"], "config", "enable_checkpointing=False is not allowed"),
+    "a minimum of epochs above the maximum": (
+        ["+trainer.min_epochs=3"],
+        "config",
+        "min_epochs=3 is not allowed: at mo",
+    ),
+    "a minimum of steps above the maximum": (
+        ["trainer.max_steps=10", "+trainer.min_steps=11"],
+        "config",
+        "min_steps=11",
+    ),
+    "a bare-bones trainer": (["+trainer.barebones=true"], "config", "trainer.barebones=True is not allowed: one of Fa"),
     "a negative minimum of steps": (["+trainer.min_steps=-5"], "config", "trainer.min_steps=-5 is not allowed"),
     "a clip algorithm": (["+trainer.gradient_clip_algorithm=bogus"], "config", "algorithm='bogus' is not allowed"),
     "an autolog flag that is a word": (["+trainer.enable_autolog_hparams=maybe"], "config", "hparams='maybe' is not"),
@@ -381,7 +392,8 @@ def test_the_command_line_answers_in_one_line_and_leaves_no_run_dir(
      "++trainer.limit_train_batches=0.5",
      "logger=[tensorboard,csv]", "init=gaussian +init.my_scale=2 init.sigma_w2=${init.my_scale}",
      "summary.tune=optimizer.lr", "+scheduler.frequency=2", "+trainer.fast_dev_run=0", "+trainer.fast_dev_run=false",
-     "+trainer.gradient_clip_algorithm=value", "logger.tensorboard.name=tb",
+     "+trainer.gradient_clip_algorithm=value", "logger.tensorboard.name=tb", "+trainer.min_epochs=2",
+     "+trainer.min_steps=100",
      "logger.tensorboard.save_dir=${hydra:runtime.output_dir}/tb"],
 )  # fmt: skip
 def test_legitimate_settings_pass(make_cfg, override: str) -> None:

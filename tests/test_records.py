@@ -79,6 +79,12 @@ def test_checkpoints_load_as_data_and_rebuild_the_model(make_cfg, tmp_path: Path
     assert isinstance(model.net[1], torch.nn.LeakyReLU) and model.net[1].negative_slope == 0.01
 
 
+def test_a_run_shorter_than_the_logging_interval_records_its_last_steps_loss(make_cfg, tmp_path: Path) -> None:
+    every = run(make_cfg("trainer.log_every_n_steps=1", out=tmp_path / "every"))  # logs its last step, step 10
+    never = run(make_cfg("trainer.log_every_n_steps=1000", out=tmp_path / "never"))  # logs none of its 10
+    assert never["steps"] == every["steps"] == 10 and never["train/loss"] == every["train/loss"] > 0
+
+
 def test_a_nan_loss_stops_training_and_the_record_is_strict_json(make_cfg, tmp_path: Path) -> None:
     record = run(make_cfg("optimizer.lr=1e30", "init=normal", "trainer.max_epochs=5"))
     assert record["status"] == "diverged" and record["steps"] < 25  # stopped at the first NaN it logged

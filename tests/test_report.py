@@ -252,3 +252,11 @@ def test_malformed_step_0_diagnostics_are_named_and_the_report_goes_on(tmp_path:
     if junk != {}:  # an empty dict is no diagnostics, not a malformed one
         assert f"{path}: diagnostics is malformed (not a dict of numbers); left out" in caplog.text
     assert f"{path}: wall_time_s is -3" in caplog.text
+
+
+@pytest.mark.parametrize(("argv", "said"), [([], "the following arguments are required: dirs"),
+                                            (["x", "--bogus"], "unrecognized arguments: --bogus")])  # fmt: skip
+def test_a_command_line_mistake_is_one_line_and_exit_1(caplog, argv: list[str], said: str) -> None:
+    assert report_main(argv) == 1  # argparse alone: its usage and the message, exit 2
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and said in lines[0] and "\n" not in lines[0]

@@ -333,6 +333,7 @@ def test_the_best_checkpoint_and_score_move_with_a_run_resumed_elsewhere(tmp_pat
     (old / "best.ckpt").write_bytes(b"x")
     new_dir = tmp_path / "new" / "checkpoints"
     cb = BestCheckpoint(dirpath=new_dir, filename="best", monitor="val/acc", mode="max", save_last=True)
+    cb.source = old.resolve()  # as setup finds it: the run resumes old/checkpoints/last.ckpt
     score = torch.tensor(0.8)
     best = str(old / "best.ckpt")
     state = {"monitor": "val/acc", "best_model_score": score, "best_model_path": best, "current_score": score,
@@ -345,22 +346,30 @@ def test_the_best_checkpoint_and_score_move_with_a_run_resumed_elsewhere(tmp_pat
     assert cb.best_model_score.item() == pytest.approx(0.8)
 
 
-@pytest.mark.parametrize("where", ["outside", "link"])
+@pytest.mark.parametrize("where", ["outside", "link", "its own dir elsewhere", "another name"])
 def test_a_best_checkpoint_path_that_is_not_the_runs_own_is_never_copied(tmp_path: Path, where: str) -> None:
+    """The checkpoint names best_model_path and dirpath both: only a best.ckpt beside the resumed checkpoint
+    comes along (a crafted pair, dirpath=/root/.ssh and id_rsa in it, copied the key into outputs/)."""
     from initlab.run.checkpoints import BestCheckpoint
 
     old = tmp_path / "old" / "checkpoints"
     old.mkdir(parents=True)
     secret = tmp_path / "secret.ckpt"
     secret.write_bytes(b"not the run's")
-    best = secret if where == "outside" else old / "best.ckpt"  # a file elsewhere, or a link to it in the run's dir
-    if where == "link":
+    best = {"outside": secret, "link": old / "best.ckpt", "its own dir elsewhere": secret,
+            "another name": old / "keep.txt"}[where]  # fmt: skip
+    if where == "link":  # a link to it in the run's dir
         best.symlink_to(secret)
+    if where == "another name":
+        best.write_bytes(b"a file of the run's dir that is not its best model")
+    named_dir = tmp_path if where == "its own dir elsewhere" else old  # the checkpoint names secret's own dir
     new_dir = tmp_path / "new" / "checkpoints"
     cb = BestCheckpoint(dirpath=new_dir, filename="best", monitor="val/acc", mode="max", save_last=True)
+    cb.source = old.resolve()  # the run resumes old/checkpoints/last.ckpt
     score = torch.tensor(0.8)
     cb.load_state_dict({"monitor": "val/acc", "best_model_score": score, "best_model_path": str(best),
-                        "dirpath": str(old), "best_k_models": {str(best): score}, "last_model_path": ""})  # fmt: skip
+                        "dirpath": str(named_dir), "best_k_models": {str(best): score},
+                        "last_model_path": ""})  # fmt: skip
     assert not new_dir.exists() or not list(new_dir.iterdir())  # nothing of the checkpoint's naming was read
     assert cb.best_model_score.item() == pytest.approx(0.8)  # the score is kept
 

@@ -196,6 +196,20 @@ def test_tanh_xi_c_reference_values(sw2: float, xi_c: float, digit: float) -> No
     assert T.mean_field(act("tanh"), sw2, 0.05).xi_c == pytest.approx(xi_c, abs=digit / 2)
 
 
+DOC_CRITICAL = {  # docs/theory.md's critical sigma_w2 at sigma_b2 = 0 / 0.05 (None: chi_1 jumps over 1 with q*)
+    "sigmoid": (103.0, 103.1), "leaky_relu": (1.9998, 1.9998), "elu": (1.000, 1.534), "selu": (0.477, 0.902),
+    "softplus": (2.000, 2.000), "relu": (2.0, 2.0), "gelu": (None, None), "silu": (None, None), "mish": (None, None),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", DOC_CRITICAL)
+def test_the_documented_critical_values_are_what_the_tool_prints(name: str) -> None:
+    for sb2, want in zip((0.0, 0.05), DOC_CRITICAL[name], strict=True):
+        got = T.critical_sigma_w2(act(name), sb2)
+        digits = len(str(want).partition(".")[2])  # as many as the doc gives
+        assert math.isnan(got) if want is None else got == pytest.approx(want, abs=0.5 * 10**-digits)
+
+
 FAST_GRID = [  # (name, sigma_w2, sigma_b2, with the 2-D brute force): the corners; the slow test below does it all
     ("tanh", 1000.0, 0.05, False), ("sigmoid", 1e4, 10.0, False), ("sigmoid", 0.01, 0.0, True),
     ("relu", 1.0, 10.0, True), ("gelu", 1.9, 0.05, True), ("selu", 1.5, 0.05, False), ("softplus", 2.0, 0.0, True),
@@ -437,6 +451,8 @@ def test_cli_takes_a_users_yaml(capsys: pytest.CaptureFixture[str]) -> None:
           "'nope'"]),
         (["--act", "tests/user_conf/act/halving_act.yaml"],
          ["halving_act.yaml", "must be elementwise (same shape out as in)", "[2, 21] into [2, 10]"]),
+        (["--act", "tests/user_conf/act/centered_tanh.yaml"],  # the same shape, yet each unit sees all the others
+         ["centered_tanh.yaml", "must be elementwise; its value at one unit changes with the others"]),
         (["--act", "tests/user_conf/act/exp_act.yaml", "--sigma-w2", "1"],  # inf only past 709.8: found on the way
          ["exp_act.yaml", "non-finite values (inf at x=7", "finite for every finite x"]),
     ],
@@ -532,3 +548,5 @@ def test_a_bias_variance_too_small_to_resolve_is_refused() -> None:
     with pytest.raises(ValueError, match=r"sigma_b2=1e-40 is outside the range the theory answers for: 0 or \[1e-20"):
         T.mean_field(act("tanh"), 1.0, 1e-40)
     assert not T.in_range(1.0, 1e-40) and T.in_range(1.0, 0.0)
+    with pytest.raises(ValueError, match=r"^sigma_w2=10000\.000001 is outside"):  # as given, not rounded to 10000
+        T.mean_field(act("tanh"), 10000.000001, 0.0)

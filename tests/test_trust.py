@@ -283,6 +283,7 @@ MALFORMED = {  # a field of the run state the run uses, made malformed -> what t
         lambda saved: saved["state_dict"].update({"net.fc1.weight": saved["state_dict"]["net.fc1.weight"].half()}),
         r"state_dict\['net\.fc1\.weight'\] is torch\.float16; the model's is torch\.float32",
     ),
+    "an epoch beyond its steps": (_set("epoch", to=10**18), r"epoch is 1000000000000000000, beyond the checkpoint's"),
     "a checkpoint of an old Lightning": (  # Lightning's migration of its loop state: a 62-line KeyError
         _set("pytorch-lightning_version", to="1.0.0"),
         r"pytorch-lightning_version is '1\.0\.0': a run writes it with Lightning 2 or later",

@@ -106,6 +106,13 @@ class HalvingAct(nn.Module):
         return z[..., : z.shape[-1] // 2]
 
 
+class CenteredTanh(nn.Module):
+    """A user's 'activation' of the same shape that is still not elementwise: tanh(z - mean(z))."""
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(z - z.mean())
+
+
 class ExpAct(nn.Module):
     """exp(z): finite near 0, inf past z = 709.8 in float64, where the theory's wide Gaussians reach."""
 

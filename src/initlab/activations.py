@@ -52,6 +52,16 @@ class Profile:
     bounds: tuple[float, float] | None = None
 
 
+_UNITS = np.linspace(-3.0, 3.0, 8)  # (8,): a layer's units; the second half changed below
+_OTHERS = np.concatenate([_UNITS[:4], [10.0, -7.0, 0.5, 3.3]])
+
+
+def mixes_units(f: Fn) -> bool:
+    """Whether phi's value at a unit depends on the other units (Softmin over them, tanh(x - x.mean())): the same
+    shape out as in, yet no function of each unit alone. The first four units must not change with the rest."""
+    return not np.allclose(f(_UNITS)[:4], f(_OTHERS)[:4], rtol=0.0, atol=1e-12, equal_nan=True)
+
+
 def _probe(module: nn.Module) -> Profile:
     f, df = phi(module)
     rule = f"act ({type(module).__name__}) must be elementwise, one output per unit whatever the input's shape"
@@ -62,6 +72,8 @@ def _probe(module: nn.Module) -> Profile:
         raise ConfigError(f"{rule}: on a 1-D probe it raised {describe(e)}") from e
     if far.shape != _FAR.shape or neg.shape != _NEG.shape:
         raise ConfigError(f"{rule}: it turned {len(_FAR)} values into {list(far.shape)}")
+    if mixes_units(f):
+        raise ConfigError(f"{rule}: its value at one unit changed with the others")
     scale = max(abs(far[0]), abs(far[3]), 1e-12)
     if np.all(np.isfinite(far)) and max(abs(far[0] - far[1]), abs(far[3] - far[2])) <= 0.01 * scale:
         return Profile("saturated_frac", (float(min(far[0], far[3])), float(max(far[0], far[3]))))

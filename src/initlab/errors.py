@@ -1,5 +1,6 @@
 """The project's user-facing errors: each prints as one line naming the bad key/value and the fix."""
 
+import argparse
 from collections.abc import Iterable
 
 
@@ -21,6 +22,14 @@ class CheckpointError(InitLabError):
 
 class OutputError(InitLabError):
     """The run dir cannot be written: full disk, gone, unwritable, or in use by another run."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, whose usage errors raise ArgumentError (the caller prints one line, exit 1) instead of printing
+    the usage and the message and exiting 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise argparse.ArgumentError(None, message)
 
 
 def check_choice(key: str, name: str, valid: Iterable[str]) -> None:

@@ -46,7 +46,8 @@ class Classifier(pl.LightningModule):
         self.val_history: list[list[float]] = []  # [[step, val acc], ...]: how fast each init learns
         self.diverged = False
         self.first_loss: float | None = None  # the training loss at step 0
-        self.last_loss: float | None = None  # the last logged one: the record's train/loss
+        self.last_loss: float | None = None  # the last logged one (or the last step's): the record's train/loss
+        self.step_loss: torch.Tensor | None = None  # the last step's, kept without a sync
 
     @classmethod
     def from_config(cls, cfg: DictConfig) -> "Classifier":
@@ -82,6 +83,7 @@ class Classifier(pl.LightningModule):
             return loss
         if self.first_loss is None:
             self.first_loss = loss.item()  # where training started: a run that ends far above it diverged
+        self.step_loss = loss.detach()
         if (self.global_step + 1) % self.log_every_n_steps:
             return loss  # log only on the steps the logger writes: self.log costs ~0.3 ms a call
         self.last_loss = loss.item()  # on logging steps only: a sync costs
@@ -108,6 +110,10 @@ class Classifier(pl.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._end_evaluation("test")
+
+    def on_train_end(self) -> None:
+        if self.last_loss is None and self.step_loss is not None:  # fewer steps than trainer.log_every_n_steps
+            self.last_loss = self.step_loss.item()
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["val_history"] = [list(p) for p in self.val_history]  # the record survives a resume

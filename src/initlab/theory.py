@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from initlab.errors import describe
+from initlab.errors import OneLineParser, describe
 
 Fn = Callable[[np.ndarray], np.ndarray]
 Pair = tuple[Fn, Fn]  # (phi, phi'), elementwise on arrays of any shape: an Act, or a pair whose breaks are found
@@ -87,10 +87,10 @@ def activation(act: Pair) -> Act:
 def _check(sigma_w2: float | None = None, sigma_b2: float | None = None) -> None:
     for name, val, (lo, hi) in (("sigma_w2", sigma_w2, SIGMA_W2_RANGE), ("sigma_b2", sigma_b2, SIGMA_B2_RANGE)):
         if val is not None and not lo <= val <= hi:
-            raise ValueError(f"{name}={val:g} is outside the range the theory answers for: [{lo:g}, {hi:g}]")
+            raise ValueError(f"{name}={val!r} is outside the range the theory answers for: [{lo:g}, {hi:g}]")
     if sigma_b2 is not None and 0 < sigma_b2 < SIGMA_B2_MIN:
         raise ValueError(
-            f"sigma_b2={sigma_b2:g} is outside the range the theory answers for: 0 or [{SIGMA_B2_MIN:g}, "
+            f"sigma_b2={sigma_b2!r} is outside the range the theory answers for: 0 or [{SIGMA_B2_MIN:g}, "
             f"{SIGMA_B2_RANGE[1]:g}] (q* ~ sqrt(sigma_b2) there is lost in the rounding of E[phi^2])"
         )
 
@@ -323,11 +323,6 @@ def critical_sigma_w2(act: Pair, sigma_b2: float) -> float:
     return root if abs(f(root)) < 1e-3 else math.nan  # chi_1 jumps over 1 (q* jumps between fixed points): no edge
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise argparse.ArgumentError(None, message)  # one line instead of usage + message, exit 1 instead of 2
-
-
 def _number(text: str, positive: bool = False) -> float:
     try:
         val = float(text)
@@ -352,7 +347,7 @@ def load_act(name: str) -> Act:
     from hydra.utils import instantiate  # here, not at import: torch and hydra take a second to load
     from omegaconf import DictConfig, OmegaConf
 
-    from initlab.activations import phi
+    from initlab.activations import mixes_units, phi
 
     try:
         cfg = OmegaConf.load(path)
@@ -364,6 +359,9 @@ def load_act(name: str) -> Act:
     pair = _checked(f, "the activation", name), _checked(df, "its derivative", name)
     for fn in pair:  # at once, on a 2-D grid: a NaN, or a shape that changes, is found before any number is printed
         fn(_PROBE)
+    if mixes_units(pair[0]):
+        raise ActivationError(f"--act {name!r}: the activation must be elementwise; its value at one unit changes "
+                              "with the others (Softmin over units, x - mean(x))")  # fmt: skip
     return activation(pair)
 
 
@@ -410,7 +408,9 @@ def _json_num(v: float) -> float | None:
 
 
 def _args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = _Parser(prog="python -m initlab.theory", description="Mean-field q*, c*, chi_1, xi_c over a sigma_w2 grid.")
+    p = OneLineParser(
+        prog="python -m initlab.theory", description="Mean-field q*, c*, chi_1, xi_c over a sigma_w2 grid."
+    )
     p.add_argument("--act", default="tanh", help="a shipped activation (conf/act/NAME.yaml; default tanh) or a "
                    "YAML file with a _target_ (your own activation module)")  # fmt: skip
     p.add_argument("--sigma-b2", type=_number, default=0.0, help="bias variance (default 0, the project's zero bias)")

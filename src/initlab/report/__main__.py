@@ -11,7 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
-from initlab.errors import InitLabError, OutputError
+from initlab.errors import InitLabError, OneLineParser, OutputError
 from initlab.files import SPECIAL, not_a_file
 from initlab.report.html import gathered, report_dirs
 from initlab.report.summary import sweep_jobs, write_summary
@@ -37,12 +37,16 @@ def out_problem(out: Path) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m initlab.report", description=__doc__.splitlines()[0])
+    p = OneLineParser(prog="python -m initlab.report", description=__doc__.splitlines()[0])
     p.add_argument("dirs", nargs="+", type=Path, help="sweep dirs (or single run dirs)")
     p.add_argument("--out", type=Path, help="one report over all the dirs (default: each sweep's own files)")
     p.add_argument("--tune", help="a swept key to tune per cell, e.g. optimizer.lr (default: the sweep's own)")
-    args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        args = p.parse_args(argv)
+    except argparse.ArgumentError as e:  # no dirs, an unknown option: one line, exit 1
+        log.error("%s: error: %s (see --help)", p.prog, e)
+        return 1
     missing = [str(d) for d in args.dirs if not d.is_dir()]
     if missing:
         log.error("not a directory: %s", ", ".join(missing))

@@ -166,7 +166,7 @@ def _check_progress(saved: dict[str, Any]) -> int:
           f"is {_show(version)}: a run writes it with Lightning 2 or later (an older checkpoint's loop state would "
           "be migrated, and fail)")  # fmt: skip
     step = _count(saved.get("global_step", 0), "global_step")
-    _count(saved.get("epoch", 0), "epoch")
+    _count(saved.get("epoch", 0), "epoch", at_most=step)  # every epoch trains at least one step
     loops = saved.get("loops", {})
     _need(isinstance(loops, dict) and not _deep(loops, 16), "loops", "is not Lightning's loop state")
     for where, v in _leaves(loops, "loops"):

@@ -35,13 +35,21 @@ class BestCheckpoint(ModelCheckpoint):
     otherwise forget it and report a lower val/acc_best.
     """
 
+    source: Path | None = None  # the folder of the checkpoint this run resumes (set in setup, before the restore)
+
+    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        self.source = Path(trainer.ckpt_path).resolve().parent if trainer.ckpt_path else None
+
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """The checkpoint's best score, with its paths mapped into this run's checkpoint dir (never a path the
-        checkpoint names elsewhere: Lightning deletes a superseded best file)."""
+        """The checkpoint's best score, with its paths mapped into this run's checkpoint dir. The best model comes
+        along only from beside the resumed checkpoint, under the run's own name (best.ckpt): the paths are the
+        checkpoint's to name, and it could name any file (Lightning also deletes a superseded best file)."""
         old_dir, best = state_dict.get("dirpath"), state_dict.get("best_model_path")
-        new_best = str(Path(self.dirpath) / Path(best).name) if self.dirpath and best else ""
+        new_best = str(Path(self.dirpath) / f"{self.filename}{self.FILE_EXTENSION}") if self.dirpath and best else ""
         moved = bool(self.dirpath and old_dir and Path(old_dir).resolve() != Path(self.dirpath).resolve())
-        ours = best and Path(best).parent == Path(str(old_dir)) and not not_a_file(best, follow=False)
+        beside = bool(best) and self.source is not None and Path(best).parent.resolve() == self.source
+        ours = beside and Path(best).name == Path(new_best).name and not not_a_file(best, follow=False)
         if moved and ours and not Path(new_best).exists():  # only the run's own best.ckpt, and only a plain file
             Path(self.dirpath).mkdir(parents=True, exist_ok=True)
             write_atomic(new_best, Path(best).read_bytes())

@@ -264,7 +264,7 @@ RULES: dict[str, Rule] = {  # leaves first: a bad leaf is named before a rule th
     "trainer.sync_batchnorm": FLAG,
     "trainer.detect_anomaly": FLAG,
     "trainer.use_distributed_sampler": FLAG,
-    "trainer.barebones": FLAG,
+    "trainer.barebones": because(one_of(False), "it turns off the loggers and checkpoints a run's record needs"),
     "trainer.enable_model_summary": FLAG,
     "trainer.enable_autolog_hparams": FLAG,
     "trainer.enable_checkpointing": because(one_of(None, True), "the run's checkpoints are its resume and its test"),
@@ -408,6 +408,15 @@ def nesterov(cfg: DictConfig) -> None:
         fail("optimizer.dampening", opt.dampening, "0 with optimizer.nesterov=true (or set optimizer.nesterov=false)")
 
 
+def minimums(cfg: DictConfig) -> None:
+    """trainer.min_epochs / min_steps only keep a run from stopping early; above the maximum they would be ignored."""
+    trainer = cfg.get("trainer")
+    for least, most, unbounded in (("min_epochs", "max_epochs", None), ("min_steps", "max_steps", -1)):
+        low, high = (trainer.get(k) if isinstance(trainer, DictConfig) else None for k in (least, most))
+        if isinstance(low, int) and isinstance(high, int) and high != unbounded and low > high:
+            fail(f"trainer.{least}", low, f"at most trainer.{most}={high} (the run ends there whatever the minimum)")
+
+
 def plateau(cfg: DictConfig) -> None:
     """ReduceLROnPlateau steps on a metric: scheduler.monitor names it (Lightning's scheduler dict)."""
     target = OmegaConf.select(cfg, "scheduler.scheduler._target_", default=None)
@@ -461,6 +470,7 @@ def validate(cfg: DictConfig, overrides: Iterable[str] = ()) -> None:
             rule(key, node)
     mlp_size(cfg)
     nesterov(cfg)
+    minimums(cfg)
     plateau(cfg)
     checkpoint_layout(cfg)
     logger_layout(cfg)
