@@ -128,6 +128,13 @@ def test_model_code_that_fails_mid_run_is_one_line_naming_it(make_cfg, tmp_path:
     assert not (tmp_path / "softmax" / "metrics.json").exists()  # refused as it was built: nothing trained
 
 
+def test_model_code_that_fails_in_the_diagnostics_is_one_line_naming_it(make_cfg, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:  # a traceback from the diagnostics callback before
+        run(make_cfg("act._target_=tests.user_models.FailInDiagnostics"))
+    assert str(info.value) == ("the model (initlab.models.MLP, act tests.user_models.FailInDiagnostics) failed in "
+                               "the diagnostics at step 0: ValueError: no gradient here")  # fmt: skip
+
+
 def test_a_calibration_that_raises_is_one_line_in_a_failed_record(make_cfg, tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         run(make_cfg("+init.calibrate={_target_:math.sqrt}"))  # sqrt(net, x): a TypeError on the first batch

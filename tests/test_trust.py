@@ -71,12 +71,14 @@ def test_bad_checkpoints_are_one_clear_error(make_cfg, uninterrupted, tmp_path: 
 
 
 def crafted(uninterrupted, tmp_path: Path, where: tuple[str, ...], node: dict) -> Path:
-    """A real checkpoint whose config holds `node` at `where`."""
+    """A real checkpoint whose config holds `node` at `where` (its overrides no longer setting that key)."""
     saved = torch.load(real_checkpoint(uninterrupted), weights_only=True)
     config = saved["initlab"]["config"]
     for key in where[:-1]:
         config = config[key]
     config[where[-1]] = node
+    key = ".".join(where)
+    saved["initlab"]["overrides"] = [o for o in saved["initlab"]["overrides"] if not o.lstrip("+~").startswith(key)]
     torch.save(saved, tmp_path / "evil.ckpt")
     return tmp_path / "evil.ckpt"
 
@@ -162,6 +164,19 @@ def test_a_value_from_the_checkpoint_is_named_as_the_checkpoints(make_cfg, unint
     split = crafted(uninterrupted, tmp_path, ("data", "val_size"), 10**6)  # within its rule; the data set refuses it
     with pytest.raises(DataError, match=r"^data.val_size=1000000 must be in .*\(the value comes from the checkpoint"):
         run(make_cfg(f"ckpt_path={split}", "train=false", fast=False, out=tmp_path / "evaluated"))
+
+
+def test_a_checkpoint_whose_overrides_are_not_its_config_is_refused(make_cfg, uninterrupted, tmp_path: Path) -> None:
+    """The record copies the run's overrides: `optimizer.lr=0.5` over a config of lr 0.1 names another run."""
+    saved = torch.load(real_checkpoint(uninterrupted), weights_only=True)
+    saved["initlab"]["overrides"].append("optimizer.lr=0.5")
+    torch.save(saved, tmp_path / "lying.ckpt")
+    with pytest.raises(CheckpointError, match=r"its overrides say optimizer\.lr=0\.5, but its config holds 0\.1"):
+        run(make_cfg(f"ckpt_path={tmp_path / 'lying.ckpt'}", "trainer.max_epochs=3", out=tmp_path / "out"))
+    saved["initlab"]["overrides"][-1] = "act=tanh"  # a choice the run did not make
+    torch.save(saved, tmp_path / "lying.ckpt")
+    with pytest.raises(CheckpointError, match=r"its overrides say act='tanh', but its config holds 'relu'"):
+        run(make_cfg(f"ckpt_path={tmp_path / 'lying.ckpt'}", "train=false", out=tmp_path / "evaluated"))
 
 
 def test_a_crafted_checkpoint_cannot_choose_where_the_run_writes(make_cfg, uninterrupted, tmp_path: Path) -> None:

@@ -285,7 +285,17 @@ class FailLate(nn.Tanh):
     calls = 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        FailLate.calls += 1
+        if self.training and torch.is_grad_enabled():  # training steps (not probes, diagnostics or evaluation)
+            FailLate.calls += 1
         if self.training and FailLate.calls > 5:
             raise RuntimeError("my activation broke\nsecond line of its message")
+        return super().forward(x)
+
+
+class FailInDiagnostics(nn.Tanh):
+    """A user's activation that fails where the diagnostics run it (training mode, no gradient: the probe batch)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and not torch.is_grad_enabled() and x.shape[0] > 2:  # not the build's 2-image check
+            raise ValueError("no gradient here")
         return super().forward(x)

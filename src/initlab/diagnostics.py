@@ -25,7 +25,7 @@ from hydra.utils import get_class
 from torch import nn
 
 from initlab.activations import family_stats, phi, profile
-from initlab.errors import CheckpointError
+from initlab.errors import CheckpointError, InitLabError
 from initlab.inits import bias_variance, expected_variance, fans, sigma_w2, weighted_layers
 
 log = logging.getLogger(__name__)
@@ -128,8 +128,13 @@ class LayerDiagnostics(pl.Callback):
         if self.probe is None:
             self.probe = batch[0].detach().clone()  # fixed from here on, so curves compare like with like
         net, init, act_cls = pl_module.net, pl_module.hparams.init, get_class(pl_module.hparams.act["_target_"])
-        stats, acts = activation_stats(net, self.probe, act_cls)
-        theory = predicted_preact_var(net, init, self.probe, act_cls) if step == 0 else {}
+        try:
+            stats, acts = activation_stats(net, self.probe, act_cls)
+            theory = predicted_preact_var(net, init, self.probe, act_cls) if step == 0 else {}
+        except InitLabError:
+            raise
+        except Exception as e:  # the model's or activation's own code, run on the probe batch
+            raise pl_module.failed("the diagnostics", e) from e
         self._log(trainer, stats | weight_stats(net, init) | theory)
         if self._due(step, self.hist_every):
             for lg in trainer.loggers:

@@ -73,9 +73,7 @@ class Classifier(pl.LightningModule):
         try:
             logits = self(x)
         except Exception as e:  # a model's or activation's own code failing mid-run: one line naming them
-            model, act = self.hparams.model.get("_target_"), self.hparams.act.get("_target_")
-            raise ConfigError(f"the model ({model}, act {act}) failed in {stage} at step {self.global_step}: "
-                              f"{describe(e)}") from e  # fmt: skip
+            raise self.failed(stage, e) from e
         loss = F.cross_entropy(logits, y)
         if stage != "train":  # accumulated over the whole set: each sample counts once, whatever the batches
             self.metrics[stage]["acc"].update((logits.argmax(dim=1) == y).double())
@@ -93,6 +91,12 @@ class Classifier(pl.LightningModule):
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=len(y))
         self.log("train/acc", acc, prog_bar=True, on_step=True, on_epoch=False, batch_size=len(y))
         return loss
+
+    def failed(self, where: str, e: Exception) -> ConfigError:
+        """The model's or activation's own code failing (in a stage, or the diagnostics): one line naming them."""
+        model, act = self.hparams.model.get("_target_"), self.hparams.act.get("_target_")
+        return ConfigError(f"the model ({model}, act {act}) failed in {where} at step {self.global_step}: "
+                           f"{describe(e)}")  # fmt: skip
 
     def _end_evaluation(self, stage: str) -> float:
         """Log the stage's accuracy and loss over every sample (all ranks); -> the accuracy as logged."""

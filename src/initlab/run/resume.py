@@ -216,6 +216,26 @@ def blamed(plan: Plan, overrides: list[str]) -> Iterator[None]:
         raise type(e)(f"{e} (the value comes from the checkpoint {plan.ckpt})") from e
 
 
+def _overrides_hold(config: DictConfig, choices: dict[str, Any], overrides: list[str], path: Path) -> None:
+    """The checkpoint's overrides are what its config holds: a record copies them, and `optimizer.lr=0.5` over a
+    config of lr 0.1 would name another run. Keys a resume may change since are left out."""
+    changeable = (*RESUMABLE, *EVALUATING, *FROM_COMMAND, "hydra")
+    raw = OmegaConf.to_container(config, resolve=False)
+    for key, value in parsed.given(overrides).items():
+        if any(key == k or key.startswith(f"{k}.") for k in changeable):
+            continue
+        held: Any = raw
+        for part in key.split("."):
+            held = held.get(part, _ABSENT) if isinstance(held, dict) else _ABSENT
+        held = choices.get(key, held)  # a group's choice: its file's name
+        if held is not _ABSENT and held != value:
+            raise CheckpointError(f"ckpt_path={str(path)!r} is refused: its overrides say {key}={value!r}, but its "
+                                  f"config holds {held!r}: its record would name another run")  # fmt: skip
+
+
+_ABSENT = object()
+
+
 def plan(cfg: DictConfig, job: Any, out: Path) -> Plan:
     """This command's plan, or the checkpoint's: refused in one line where the command conflicts with it."""
     ckpt = _checkpoint_path(cfg, job, out)
@@ -230,6 +250,7 @@ def plan(cfg: DictConfig, job: Any, out: Path) -> Plan:
         raise CheckpointError(f"{e} (the value comes from the checkpoint {ckpt})") from e
     old, _, run_overrides = _run_record(saved, ckpt)
     trust.check_choices(merged, choices, job.config_dirs, [*run_overrides, *job.overrides], ckpt)
+    _overrides_hold(old, choices, run_overrides, ckpt)
     if not cfg.train:  # a model to evaluate: its choices, not its run
         return Plan(merged, choices, list(job.overrides), ckpt, saved)
     _check_length(merged, saved, ckpt)
