@@ -3,6 +3,7 @@
 import math
 from collections.abc import Callable
 from functools import partial
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -173,3 +174,11 @@ def test_a_checkpoints_diagnostics_state_is_checked() -> None:
     assert cb.step0 == {"act1/act_std": 0.5}
     with pytest.raises(CheckpointError, match="step0 is 'junk', not a dict of numbers"):
         cb.load_state_dict({"probe": None, "step0": "junk"})
+    junk = {"a word": "abc", "NaN": torch.full((2, 1, 4, 4), float("nan")), "integers": torch.zeros(2, 1, 4, 4).long(),
+            "too many": torch.zeros(1, 1, 4, 4).expand(2**16 + 1, 1, 4, 4), "one image": torch.zeros(4)}  # fmt: skip
+    for probe in junk.values():
+        with pytest.raises(CheckpointError, match=r"probe is .*, not a batch of at most 65536 finite float images"):
+            cb.load_state_dict({"probe": probe, "step0": {}})
+    cb.load_state_dict({"probe": torch.zeros(5, 1, 3, 3), "step0": {}})  # a batch, but of other images than the data's
+    with pytest.raises(CheckpointError, match=r"probe is torch\.float32 images of shape \[1, 3, 3\]; the data's"):
+        cb.on_train_batch_start(SimpleNamespace(global_step=0), None, (torch.zeros(8, 1, 28, 28), torch.zeros(8)), 0)

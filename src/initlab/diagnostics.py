@@ -93,6 +93,9 @@ def grad_norms(net: nn.Module) -> dict[str, float]:
     return {f"{n}/grad_norm": m.weight.grad.norm().item() for n, m in weighted_layers(net) if m.weight.grad is not None}
 
 
+MAX_PROBE = 2**16  # images in the probe batch (one training batch) a checkpoint may bring
+
+
 class LayerDiagnostics(pl.Callback):
     """The statistics above, logged to every logger; those of step 0 are also kept in `step0` (the run's
     record carries them, so reports need no event files)."""
@@ -110,7 +113,14 @@ class LayerDiagnostics(pl.Callback):
         if not isinstance(step0, dict) or not all(isinstance(v, int | float) for v in step0.values()):
             raise CheckpointError(f"the checkpoint's diagnostics state is malformed (step0 is {str(step0)[:40]!r}, "
                                   "not a dict of numbers)")  # fmt: skip
-        self.probe, self.step0 = state_dict.get("probe"), dict(step0)
+        probe = state_dict.get("probe")
+        ok = probe is None or (isinstance(probe, torch.Tensor) and probe.is_floating_point() and probe.dim() >= 2
+                               and 0 < len(probe) <= MAX_PROBE and bool(torch.isfinite(probe).all()))  # fmt: skip
+        if not ok:
+            shown = list(probe.shape) if isinstance(probe, torch.Tensor) else str(probe)[:40]
+            raise CheckpointError(f"the checkpoint's diagnostics state is malformed (probe is {shown!r}, not a batch "
+                                  f"of at most {MAX_PROBE} finite float images)")  # fmt: skip
+        self.probe, self.step0 = probe, dict(step0)
 
     def _due(self, step: int, every: int) -> bool:
         return every > 0 and step % every == 0
@@ -127,6 +137,10 @@ class LayerDiagnostics(pl.Callback):
             return
         if self.probe is None:
             self.probe = batch[0].detach().clone()  # fixed from here on, so curves compare like with like
+        if self.probe.shape[1:] != batch[0].shape[1:] or self.probe.dtype != batch[0].dtype:  # a checkpoint's
+            raise CheckpointError(f"the checkpoint's diagnostics probe is {self.probe.dtype} images of shape "
+                                  f"{list(self.probe.shape[1:])}; the data's are {batch[0].dtype}, "
+                                  f"{list(batch[0].shape[1:])}")  # fmt: skip
         net, init, act_cls = pl_module.net, pl_module.hparams.init, get_class(pl_module.hparams.act["_target_"])
         try:
             stats, acts = activation_stats(net, self.probe, act_cls)
