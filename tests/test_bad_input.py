@@ -137,6 +137,11 @@ BAD = {  # name: (overrides, where, what the one line must say); {tmp} = a temp 
         "callbacks.model_checkpoint.dirpath='/elsewhere' is not allowed: '${hydra:runtime.output_dir}/checkpoints'",
     ),
     "a best checkpoint named elsewhere": (["callbacks.model_checkpoint.filename=../x"], "config", "filename='../x' is"),
+    "a csv logger flushing every 0 steps": (
+        ["logger=csv", "+logger.csv.flush_logs_every_n_steps=0"],
+        "config",
+        "logger.csv.flush_logs_every_n_steps=0 is not allowed: an integer >= 1",
+    ),
     "a logger writing elsewhere": (
         ["logger.tensorboard.save_dir=/tmp"],
         "config",
@@ -298,8 +303,10 @@ BAD = {  # name: (overrides, where, what the one line must say); {tmp} = a temp 
     "an unknown choice": (["init=bogus"], "cli", "Could not find 'init/bogus'; choose one of: default, gaussian,"),
     "a misspelt key": (["optimizer.lrr=0.1"], "cli", "Could not override 'optimizer.lrr'"),
     "a group set to null": (["act=null"], "cli", "cannot start: act=null is not allowed: a config group takes one"),
+    "a group set to a number": (["init=1"], "cli", "init=1 is not allowed: a config group takes one of its files' n"),
+    "a group set to a float": (["act=0.5"], "cli", "act=0.5 is not allowed: a config group takes one of its files'"),
     "broken override syntax": (["model.hidden_dims=[1,"], "cli", "cannot parse the command line"),
-    "a number for a group": (["init=nan"], "cli", "cannot start: Config group override must be a string or a list"),
+    "a number for a group": (["init=nan"], "cli", "cannot start: init=nan is not allowed: a config group takes"),
     "broken YAML in the search path": (["hydra.searchpath=[file://{tmp}/broken]", "init=bad"], "cli", "cannot start:"),
     "a run dir under a file": (["hydra.run.dir={tmp}/file/run"], "cli", "hydra.run.dir="),
     "an empty run dir": (["hydra.run.dir="], "cli", "hydra.run.dir='' is empty; give a directory"),

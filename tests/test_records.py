@@ -135,6 +135,16 @@ def test_model_code_that_fails_in_the_diagnostics_is_one_line_naming_it(make_cfg
                                "the diagnostics at step 0: ValueError: no gradient here")  # fmt: skip
 
 
+def test_a_scheduler_that_fails_mid_run_is_one_line_naming_it(make_cfg, tmp_path: Path) -> None:
+    onecycle = ["~scheduler.scheduler.step_size", "~scheduler.scheduler.gamma", "scheduler.interval=step",
+                "scheduler.scheduler._target_=torch.optim.lr_scheduler.OneCycleLR", "+scheduler.scheduler.max_lr=0.2",
+                "+scheduler.scheduler.total_steps=3"]  # fmt: skip
+    with pytest.raises(ConfigError) as info:  # torch's ValueError from the 4th step of 10: a traceback before
+        run(make_cfg(*onecycle))
+    assert str(info.value).startswith("optimizer=sgd scheduler=step failed at step ")
+    assert str(info.value).endswith("ValueError: Tried to step 4 times. The specified number of total steps is 3")
+
+
 def test_a_calibration_that_raises_is_one_line_in_a_failed_record(make_cfg, tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         run(make_cfg("+init.calibrate={_target_:math.sqrt}"))  # sqrt(net, x): a TypeError on the first batch

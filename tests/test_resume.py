@@ -208,6 +208,24 @@ def test_keys_that_change_numbers_are_not_resumable(make_cfg, tmp_path: Path, mo
         run(make_cfg(CRASH, "ckpt_path=last", f"{key}={value}", out=tmp_path))
 
 
+def test_an_evaluation_may_take_all_of_the_test_set_a_resume_may_not(make_cfg, uninterrupted, tmp_path: Path) -> None:
+    """A run limited to 1 test batch, evaluated on the whole test set (2 batches of 100): another number, as asked."""
+    limited = ["++trainer.limit_test_batches=1"]
+    whole, run_dir = uninterrupted(*limited)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    full = run(make_cfg(f"ckpt_path={last}", "train=false", "++trainer.limit_test_batches=1.0", out=tmp_path / "e"))
+    same = run(make_cfg(f"ckpt_path={last}", "train=false", out=tmp_path / "same"))
+    assert same["test/acc"] == whole["test/acc"] != full["test/acc"]
+    with pytest.raises(CheckpointError, match=r"limit_test_batches=1\.0 conflicts .*; drop it to resume"):
+        run(
+            make_cfg(
+                f"ckpt_path={last}", "++trainer.limit_test_batches=1.0", "trainer.max_epochs=3", out=tmp_path / "r"
+            )
+        )
+    with pytest.raises(CheckpointError, match=r"seed=3 conflicts .*; drop it to evaluate it, or start a new run"):
+        run(make_cfg(f"ckpt_path={last}", "train=false", "seed=3", out=tmp_path / "s"))
+
+
 def test_a_resume_cannot_cut_a_run_below_its_checkpoint(make_cfg, tmp_path: Path, monkeypatch) -> None:
     long = ["trainer.max_epochs=4", "trainer.val_check_interval=5"]
     crashed(make_cfg, tmp_path, monkeypatch, *long, step=12)  # checkpoint at step 10: the end of epoch 2

@@ -199,3 +199,14 @@ def test_an_empty_or_overlong_run_dir_is_one_line_naming_its_key(tmp_path: Path)
     (tmp_path / "dangling").symlink_to(tmp_path / "gone")
     with pytest.raises(OutputError, match=r"dangling' is a symbolic link to '.*gone', which does not exist"):
         rundir.claim(tmp_path / "dangling", "hydra.run.dir", explicit=True, resuming=False)
+
+
+def test_one_dir_spelled_two_ways_is_one_claim(tmp_path: Path) -> None:
+    """Hydra's callback and the job spell a run dir given as r/x/./sub/../sub differently: the second must not
+    find the process's own lock ("in use by pid <its own>")."""
+    spelled = tmp_path / "x" / "." / "sub" / ".." / "sub"
+    first = rundir.claim(spelled, "hydra.run.dir", explicit=True, resuming=False)
+    again = rundir.claim(tmp_path / "x" / "sub", "hydra.run.dir", explicit=True, resuming=False)
+    assert first == again == tmp_path / "x" / "sub"
+    rundir.release(spelled)
+    assert first not in rundir.HELD  # released under either spelling

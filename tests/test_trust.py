@@ -31,6 +31,10 @@ def write_bad(kind: str, good: Path, path: Path) -> Path:
         path.write_bytes(pickle.dumps(Path("/etc/passwd")))  # weights_only refuses any class it does not know
     elif kind == "plain dict":
         torch.save({"state_dict": {}, "epoch": 1}, path)  # a torch file, but no run record
+    elif kind == "no weights":
+        saved = torch.load(good, weights_only=True)
+        del saved["state_dict"]
+        torch.save(saved, path)
     elif kind == "directory":
         path.mkdir()
     elif kind == "FIFO":
@@ -48,7 +52,8 @@ BAD_CKPT = {
     "random bytes": "is not a readable checkpoint",
     "text file": "is not a readable checkpoint",
     "foreign pickle": "is not a readable checkpoint: it holds objects a checkpoint must not",
-    "plain dict": "is not an initlab checkpoint",
+    "plain dict": "is not an initlab checkpoint (no run record in it)",
+    "no weights": "is not an initlab checkpoint (no state_dict (its weights) in it)",
     "directory": "is a directory, not a checkpoint file",
     "FIFO": "is a named pipe (FIFO), not a checkpoint file",
     "other architecture": "holds another architecture",

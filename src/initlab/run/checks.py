@@ -290,6 +290,7 @@ RULES: dict[str, Rule] = {  # leaves first: a bad leaf is named before a rule th
     "logger.mlflow.tracking_uri": either(one_of(None), store),
     "logger.wandb.offline": FLAG,
     "logger.tensorboard.log_graph": FLAG,
+    "logger.csv.flush_logs_every_n_steps": POSITIVE_INT,  # 0: a ZeroDivisionError mid-run
 }
 REQUIRED = ("data._target_", "data.load", "data.image_shape", "data.num_classes", "data.batch_size", "model._target_",
             "init.weight", "init.variance", "act._target_", "optimizer._target_", "optimizer.lr", "scheduler",

@@ -130,16 +130,22 @@ def hydra_error_line(e: BaseException) -> str:
     return message + (f"; choose one of: {', '.join(options)}" if options else "")
 
 
-def null_group(e: BaseException) -> str | None:
-    """Hydra's "Config group override must be a string or a list. Got NoneType" names no key: `act=null` does."""
+def group_value(e: BaseException) -> str | None:
+    """Hydra's "Config group override must be a string or a list. Got int" names no key: the command line's
+    `act=null`, `init=1` or `data=255` (a user's 255.yaml, read as a number) does."""
     if "Config group override must be" not in str(e):
         return None
     try:
         given = parsed.given(a for a in sys.argv[1:] if not a.startswith("-"))
     except Exception:  # the command line did not parse: Hydra's own line says so
         return None
-    keys = [k for k, v in given.items() if v is None]
-    return f"{keys[0]}=null is not allowed: a config group takes one of its files' names" if keys else None
+    groups = {d.name for d in Path(CONF_DIR).iterdir() if d.is_dir()}
+    for key, value in given.items():
+        if (key in groups or "/" in key) and not isinstance(value, str | list):
+            shown = "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+            return (f"{key}={shown} is not allowed: a config group takes one of its files' names (a name that reads "
+                    f"as a number or a flag is quoted: {key}='{shown}')")  # fmt: skip
+    return None
 
 
 def missing_searchpath(argv: list[str]) -> str | None:
@@ -203,7 +209,7 @@ def main() -> None:
         held = list(rundir.HELD)
         where = f" (setting up {held[0]})" if isinstance(e, OSError) and not e.filename and held else ""
         rundir.discard_all()  # nothing that looks like a run is left
-        print(f"cannot start: {null_group(e) or hydra_error_line(e) or type(e).__name__}{where}", file=sys.stderr)
+        print(f"cannot start: {group_value(e) or hydra_error_line(e) or type(e).__name__}{where}", file=sys.stderr)
         sys.exit(1)
 
 

@@ -1,10 +1,12 @@
 """Train: Lightning's fit, resumed from the plan's checkpoint; a signal ends it where a resume is exact."""
 
+import os
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from initlab.errors import ConfigError, describe
+from initlab.errors import ConfigError, InitLabError, describe
 from initlab.run.build import Parts
 from initlab.run.resume import Plan
 from initlab.run.signals import STATE, Interrupted
@@ -39,6 +41,15 @@ def between_epochs(trainer: Any) -> None:
         loop.automatic_optimization.optim_progress.reset_on_run()
 
 
+OPTIM = f"{os.sep}torch{os.sep}optim{os.sep}"  # torch's optimizers and lr schedulers
+
+
+def _raised_in(e: BaseException, where: str) -> bool:
+    """Whether the innermost frame of e's traceback is code whose path holds `where`."""
+    frames = traceback.extract_tb(e.__traceback__)
+    return bool(frames) and where in frames[-1].filename
+
+
 def fit(parts: Parts, plan: Plan) -> Fitted:
     """trainer.fit (unless train=false), resuming from the plan's checkpoint; last.ckpt = the final weights."""
     if not plan.cfg.train:
@@ -51,6 +62,11 @@ def fit(parts: Parts, plan: Plan) -> Fitted:
                     weights_only=True)  # fmt: skip
     except MisconfigurationException as e:  # Lightning refusing a setting of trainer, callbacks or scheduler
         raise ConfigError(f"trainer, callbacks or scheduler: {describe(e)}") from e
+    except Exception as e:
+        if isinstance(e, InitLabError) or not _raised_in(e, OPTIM):
+            raise
+        chosen = f"optimizer={plan.choices.get('optimizer')} scheduler={plan.choices.get('scheduler')}"
+        raise ConfigError(f"{chosen} failed at step {trainer.global_step}: {describe(e)}") from e
     except (SystemExit, KeyboardInterrupt) as e:  # Lightning's SIGTERMException: it stopped after a batch
         if STATE.received:
             state.commit()

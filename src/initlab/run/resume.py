@@ -33,7 +33,7 @@ RESUMABLE = (  # what a resume may change: each changes no number (a test shows 
 )  # fmt: skip
 EVALUATING = (  # what an evaluation (train=false) may change too: where and how it evaluates; it trains nothing
     "data.eval_batch_size", "num_threads", "trainer.accelerator", "trainer.devices", "trainer.strategy",
-    "trainer.num_nodes",
+    "trainer.num_nodes", "trainer.limit_val_batches", "trainer.limit_test_batches",  # (all of val and test, say)
 )  # fmt: skip
 FROM_COMMAND = ("logger", "callbacks", "trainer.default_root_dir", "summary")  # they write files, change no number
 EXTENDING = ("trainer.max_epochs", "trainer.max_steps", "trainer.max_time")  # they continue a finished run
@@ -117,8 +117,11 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
         if "weights_only" in str(e):  # torch's text about its weights_only default leads to advice never to take
             reason = f"torch.load cannot read it as a checkpoint ({type(e).__name__}); it was not loaded"
         raise CheckpointError(f"ckpt_path={str(path)!r} is not a readable checkpoint: {reason}") from e
-    if not isinstance(saved, dict) or CKPT_KEY not in saved or "state_dict" not in saved:
-        raise CheckpointError(f"ckpt_path={str(path)!r} is not an initlab checkpoint (no run record in it)")
+    parts = {CKPT_KEY: "run record", "state_dict": "state_dict (its weights)"}
+    missing = [what for key, what in parts.items() if not isinstance(saved, dict) or key not in saved]
+    if missing:
+        raise CheckpointError(f"ckpt_path={str(path)!r} is not an initlab checkpoint (no {' and no '.join(missing)} "
+                              "in it)")  # fmt: skip
     checkpoint_state.check_saved(saved, path)  # data, checked like input: every value the run uses, before any is used
     return saved
 
@@ -150,15 +153,19 @@ def merge(cfg: DictConfig, saved: dict[str, Any], overrides: list[str], path: Pa
     evaluating = cfg.train is False
     for key in parsed.deleted(overrides):
         if not resumable(key, evaluating):
-            raise CheckpointError(f"~{key} conflicts with the checkpoint ({path}), which has it; drop it to resume")
+            raise CheckpointError(f"~{key} conflicts with the checkpoint ({path}), which has it; drop it to "
+                                  f"{'evaluate it' if evaluating else 'resume'}")  # fmt: skip
     given = parsed.given(overrides)
     for key in given:
         if resumable(key, evaluating):
             continue
         ours, theirs = (given[key], choices[key]) if key in choices else (value(cfg, key), value(old, key))
-        if ours != theirs:
-            raise CheckpointError(f"{key}={ours!r} conflicts with the checkpoint's {key}={theirs!r} ({path}); "
-                                  "drop it to resume, or start a new run")  # fmt: skip
+        kinds = isinstance(ours, bool) != isinstance(theirs, bool) or (  # True is not 1; to Lightning, 1 batch
+            key.startswith("trainer.") and type(ours) is not type(theirs)  # is not 1.0 (all of them)
+        )
+        if ours != theirs or kinds:
+            raise CheckpointError(f"{key}={ours!r} conflicts with the checkpoint's {key}={theirs!r} ({path}); drop "
+                                  f"it to {'evaluate it' if evaluating else 'resume'}, or start a new run")  # fmt: skip
     for key in RESUMABLE + (EVALUATING if evaluating else ()):
         if key in given or key in ("ckpt_path", "train"):  # others keep the checkpoint's value
             OmegaConf.update(old, key, value(cfg, key), force_add=True)

@@ -154,12 +154,18 @@ def given_dir(node: DictConfig, key: str) -> Path:
     return Path(node.dir)
 
 
+def whole(path: Path) -> Path:
+    """One spelling of a dir (absolute, `.` and `..` taken out): Hydra hands the callback one and the job another,
+    and a run must not find its own lock under the second (`r/x/./sub/../sub`)."""
+    return Path(os.path.abspath(path))
+
+
 def claim(path: Path, key: str, *, explicit: bool, resuming: bool) -> Path:
     """Lock `path` (or, when it is a default dir that is taken, the first free `path-N`) for this process.
 
     DDP processes of rank > 0 share rank 0's dir and take no lock: rank 0 holds it for them all.
     """
-    path = path.absolute()
+    path = whole(path)
     if path in HELD or secondary_rank():
         return path
     for n in range(1000):
@@ -195,14 +201,14 @@ def claim(path: Path, key: str, *, explicit: bool, resuming: bool) -> Path:
 
 
 def release(path: Path) -> None:
-    held = HELD.pop(path.absolute(), None)
+    held = HELD.pop(whole(path), None)
     if held is not None:
         os.close(held.fd)
 
 
 def discard(path: Path) -> None:
     """Remove a dir this process made when nothing of a run is in it (a mistake found before training)."""
-    held = HELD.get(path.absolute())
+    held = HELD.get(whole(path))
     if held is None or not held.made or _first(path, ("metrics.json", "checkpoints/*.ckpt", "*/.hydra")):
         return  # a record, a checkpoint or a sweep's job is something to keep (an empty TensorBoard file is not)
     release(path)
