@@ -255,7 +255,8 @@ def test_malformed_step_0_diagnostics_are_named_and_the_report_goes_on(tmp_path:
 
 
 @pytest.mark.parametrize(("argv", "said"), [([], "the following arguments are required: dirs"),
-                                            (["x", "--bogus"], "unrecognized arguments: --bogus")])  # fmt: skip
+                                            (["x", "--bogus"], "unrecognized arguments: --bogus"),
+                                            (["x", "--out", ""], "--out: '' is an empty path")])  # fmt: skip
 def test_a_command_line_mistake_is_one_line_and_exit_1(caplog, argv: list[str], said: str) -> None:
     assert report_main(argv) == 1  # argparse alone: its usage and the message, exit 2
     lines = [r.getMessage() for r in caplog.records]

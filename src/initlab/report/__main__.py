@@ -36,10 +36,16 @@ def out_problem(out: Path) -> str | None:
     return None
 
 
+def path_given(text: str) -> Path:
+    if not text:  # Path("") is "."
+        raise argparse.ArgumentTypeError("'' is an empty path; give a file path, e.g. --out=study.html")
+    return Path(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = OneLineParser(prog="python -m initlab.report", description=__doc__.splitlines()[0])
     p.add_argument("dirs", nargs="+", type=Path, help="sweep dirs (or single run dirs)")
-    p.add_argument("--out", type=Path, help="one report over all the dirs (default: each sweep's own files)")
+    p.add_argument("--out", type=path_given, help="one report over all the dirs (default: each sweep's own files)")
     p.add_argument("--tune", help="a swept key to tune per cell, e.g. optimizer.lr (default: the sweep's own)")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
