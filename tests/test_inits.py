@@ -170,6 +170,9 @@ def test_a_calibration_that_replaces_a_layer_is_refused() -> None:
     calibrate(net, {"calibrate": {"_target_": "initlab.inits.lsuv"}}, x)  # rescaling in place: fine
     with pytest.raises(ConfigError, match=r"changed fc1.weight from torch.float32 \[20, 784\] to torch.float64"):
         calibrate(net, {"calibrate": {"_target_": "tests.user_models.double_calibration"}}, x)
+    net = MLP(nn.Tanh, hidden_dims=[20])
+    with pytest.raises(ConfigError, match=r"changed fc1.weight.requires_grad to False: a calibration sets values"):
+        calibrate(net, {"calibrate": {"_target_": "tests.user_models.freezing_calibration"}}, x)
 
 
 def test_a_class_only_named_linear_is_no_layer_to_fill() -> None:

@@ -272,6 +272,12 @@ def double_calibration(net: nn.Module, x: torch.Tensor) -> None:
     layer.weight.data = layer.weight.data.double()
 
 
+def freezing_calibration(net: nn.Module, x: torch.Tensor) -> None:
+    """A calibration that freezes every parameter: backward then has nothing to differentiate."""
+    for p in net.parameters():
+        p.requires_grad_(False)
+
+
 class Cubic(nn.Module):
     """phi(z) = z^3: smooth, superlinear; its variance map 15 sigma_w2 q^3 + sigma_b2 has two fixed points."""
 

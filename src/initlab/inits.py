@@ -193,7 +193,7 @@ def calibrate(model: Any, init: dict[str, Any], x: Any) -> None:
 
     name = f"init.calibrate ({init['calibrate'].get('_target_')})"
     params = list(model.parameters())  # the optimizer's, built before the first batch
-    shapes = [(p.dtype, tuple(p.shape), p.device) for p in params]
+    shapes = [(p.dtype, tuple(p.shape), p.device, p.requires_grad) for p in params]
     try:
         instantiate(init["calibrate"], _partial_=True)(model, x)
     except (Exception, *USER_EXITS) as e:  # a user's calibration is code we cannot vouch for: name it, in one line
@@ -204,9 +204,12 @@ def calibrate(model: Any, init: dict[str, Any], x: Any) -> None:
                           "before it, so the new ones would never train; change the weights in place "
                           "(layer.weight.mul_(...), .copy_(...))")  # fmt: skip
     for (pname, p), before in zip(model.named_parameters(), shapes, strict=True):
-        if (p.dtype, tuple(p.shape), p.device) != before:  # p.data = p.double() keeps the object, not the model
+        if (p.dtype, tuple(p.shape), p.device) != before[:3]:  # p.data = p.double() keeps the object, not the model
             raise ConfigError(f"{name} changed {pname} from {before[0]} {list(before[1])} to {p.dtype} "
                               f"{list(p.shape)}: change the values in place, keeping dtype and shape")  # fmt: skip
+        if p.requires_grad != before[3]:  # frozen: nothing would train it (all frozen: no gradient at all)
+            raise ConfigError(f"{name} changed {pname}.requires_grad to {p.requires_grad}: a calibration sets "
+                              "values, not what trains")  # fmt: skip
 
 
 def lsuv(model: Any, x: Any, tol: float = 0.05, max_iter: int = 10) -> None:
