@@ -149,6 +149,7 @@ BAD = {  # name: (overrides, where, what the one line must say); {tmp} = a temp 
     ),
     "a logger's name leaving the run dir": (["logger.tensorboard.name=../../x"], "config", "name='../../x' is not"),
     "a logger's version leaving the run dir": (["logger=csv", "logger.csv.version=../x"], "config", "version='../x'"),
+    "no last checkpoint": (["callbacks.model_checkpoint.save_last=false"], "config", "save_last=False is not allowed"),
     "weights-only checkpoints": (["+callbacks.model_checkpoint.save_weights_only=true"], "config", "only=True is not"),
     "a save flag that is a word": (
         ["+callbacks.model_checkpoint.save_on_train_epoch_end=sometimes"],
@@ -179,7 +180,12 @@ BAD = {  # name: (overrides, where, what the one line must say); {tmp} = a temp 
     "negative eval batch": (["data.eval_batch_size=-1"], "config", "data.eval_batch_size=-1 is not allowed"),
     "one class": (["data.num_classes=1"], "config", "data.num_classes=1 is not allowed: an integer >= 2"),
     "a flat image shape": (["data.image_shape=[784]"], "config", "data.image_shape=[784] is not allowed: a list of 3"),
-    "a data set of another layout": (["data.load.dataset=EMNIST"], "run", "data.load.dataset='EMNIST' is not allowed"),
+    "a kaiming mode torch lacks": (
+        ["init.weight.mode=fan_avg"],
+        "config",
+        "mode='fan_avg' is not allowed: one of 'fan_in",
+    ),
+    "a data set of another layout": (["data.load.dataset=EMNIST"], "config", "data.load.dataset='EMNIST' is not all"),
     "a validation interval longer than the epoch": (
         ["trainer.check_val_every_n_epoch=1", "trainer.val_check_interval=1000"],
         "run",
@@ -217,8 +223,8 @@ BAD = {  # name: (overrides, where, what the one line must say); {tmp} = a temp 
     "a nan slope": (["act=leaky_relu", "act.negative_slope=nan"], "config", "act.negative_slope=nan is not allowed"),
     "an unknown nonlinearity": (
         ["init.weight.nonlinearity=banana"],
-        "run",
-        "cannot build the model (model=mlp act=relu init=kaiming): ValueError: Unsupported",
+        "config",
+        "init.weight.nonlinearity='banana' is not allowed: one of 'linear', 'conv1d'",
     ),
     "a user init that raises": (
         [USER, "init=raising"],

@@ -67,12 +67,24 @@ def test_gaussian_draws_sigma_w2_over_fan_in_and_sigma_b2(make_cfg) -> None:
     assert bias_variance(init("kaiming")) == 0.0 and bias_variance(init("default")) is None
 
 
-@pytest.mark.parametrize("name", ["kaiming", "lecun", "xavier", "default"])
+@pytest.mark.parametrize("name", ["kaiming", "lecun", "xavier", "default", "orthogonal"])
 def test_conv_layers_get_the_same_theory_with_the_receptive_field(name: str) -> None:
     torch.manual_seed(0)
     conv = apply_init(nn.Conv2d(32, 64, kernel_size=5), init(name))  # fan_in = 32*25, fan_out = 64*25
-    assert fans(conv.weight) == (800, 1600)
-    assert conv.weight.var().item() == pytest.approx(expected_variance(init(name), 800, 1600), rel=0.03)
+    assert fans(conv.weight) == (800, 1600, 64, 800)  # and as a matrix: 64 rows (out channels) of 800
+    stated = expected_variance(init(name), *fans(conv.weight))  # orthogonal: 1/800, not 1/max(800, 1600)
+    assert conv.weight.var().item() == pytest.approx(stated, rel=0.03)
+
+
+def test_an_init_whose_draw_is_not_its_stated_variance_is_refused() -> None:
+    """init=kaiming init.weight.mode=fan_out draws 2/fan_out while the record's theory reads 2/fan_in."""
+    kaiming = init("kaiming")
+    with pytest.raises(ConfigError, match=r"init.variance='2 / fan_in' states 0.002551 for fc1 \(fan_in 784, "
+                                          r"fan_out 100\), but init.weight drew weights of variance 0.0"):  # fmt: skip
+        apply_init(MLP(nn.ReLU, hidden_dims=[100]), {**kaiming, "weight": {**kaiming["weight"], "mode": "fan_out"}})
+    lecun_relu = {**init("lecun"), "weight": {**init("lecun")["weight"], "nonlinearity": "relu"}}  # twice its stated
+    with pytest.raises(ConfigError, match=r"init.variance='1 / fan_in' states 0.001276 for fc1"):
+        apply_init(MLP(nn.ReLU, hidden_dims=[100]), lecun_relu)
 
 
 @pytest.mark.parametrize("name", sorted(TEXTBOOK))
@@ -120,7 +132,11 @@ def test_applies_to_every_weighted_layer_and_names_the_others(caplog: pytest.Log
 
 def test_a_config_can_change_the_init_arguments() -> None:
     torch.manual_seed(0)
-    fan_out_init = {**init("kaiming"), "weight": {**init("kaiming")["weight"], "mode": "fan_out"}}
+    fan_out_init = {
+        **init("kaiming"),
+        "weight": {**init("kaiming")["weight"], "mode": "fan_out"},
+        "variance": "2 / fan_out",
+    }  # the formula follows the draw (else refused: the test below)
     layer = apply_init(nn.Linear(FAN_IN, 100), fan_out_init)
     assert layer.weight.var().item() == pytest.approx(2 / 100, rel=0.03)  # fan_out honoured, not ignored
 

@@ -123,7 +123,7 @@ def test_model_code_that_fails_mid_run_is_one_line_naming_it(make_cfg, tmp_path:
     said = str(info.value)
     assert said.startswith("the model (initlab.models.MLP, act tests.user_models.FailLate) failed in train at step ")
     assert said.endswith("RuntimeError: my activation broke second line of its message") and "\n" not in said
-    with pytest.raises(ConfigError, match=r"^act \(Softmax\) must be elementwise, one output per unit"):
+    with pytest.raises(ConfigError, match=r"^act \(Softmax\) failed on a 1-D probe of 4 values: IndexError"):
         run(make_cfg("act._target_=torch.nn.Softmax", "+act.dim=1", out=tmp_path / "softmax"))
     assert not (tmp_path / "softmax" / "metrics.json").exists()  # refused as it was built: nothing trained
 

@@ -210,3 +210,12 @@ def test_one_dir_spelled_two_ways_is_one_claim(tmp_path: Path) -> None:
     assert first == again == tmp_path / "x" / "sub"
     rundir.release(spelled)
     assert first not in rundir.HELD  # released under either spelling
+
+
+@pytest.mark.parametrize("folder", ["checkpoints", ".hydra"])
+def test_a_file_where_the_run_needs_a_folder_is_one_line(tmp_path: Path, folder: str) -> None:
+    """Hydra writes .hydra/ into the run dir: a file there was a bare `[Errno 17] File exists`."""
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / folder).write_text("")
+    with pytest.raises(OutputError, match=rf"{folder} is a file; the run needs a directory there .*: remove it"):
+        rundir.claim(tmp_path / "run", "hydra.run.dir", explicit=True, resuming=False)

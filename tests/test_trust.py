@@ -308,6 +308,22 @@ MALFORMED = {  # a field of the run state the run uses, made malformed -> what t
         _set("pytorch-lightning_version", to="1.0.0"),
         r"pytorch-lightning_version is '1\.0\.0': a run writes it with Lightning 2 or later",
     ),
+    "a best accuracy of 2": (  # no real validation beats it: best.ckpt was never written
+        lambda saved: next(v for k, v in saved["callbacks"].items() if "Checkpoint" in k).update(
+            best_model_score=torch.tensor(2.0)
+        ),
+        r"callbacks\[.*BestCheckpoint.*\]\.best_model_score is 2\.0, not a score of val/acc \(in \[0, 1\]\)",
+    ),
+    "a best score of NaN": (
+        lambda saved: next(v for k, v in saved["callbacks"].items() if "Checkpoint" in k).update(
+            best_model_score=torch.tensor(float("nan"))
+        ),
+        r"best_model_score is nan, not a score of val/acc",
+    ),
+    "a NaN last loss over finite weights": (  # the record said "diverged" of a run whose losses were all finite
+        _set("last_loss", to=float("nan")),
+        r"last_loss is nan, but every weight is finite",
+    ),
     "a best score that is a word": (  # a 58-line traceback at the first save
         lambda saved: next(v for k, v in saved["callbacks"].items() if "Checkpoint" in k).update(
             best_model_score="high"

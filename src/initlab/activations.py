@@ -68,8 +68,11 @@ def _probe(module: nn.Module) -> Profile:
     try:
         far = f(_FAR)  # (4,): phi at -1e4, -1e3, 1e3, 1e4
         neg = df(_NEG)
-    except Exception as e:  # Softmax(dim=1) on a 1-D probe: it is no function of each unit alone
-        raise ConfigError(f"{rule}: on a 1-D probe it raised {describe(e)}") from e
+    except Exception as e:  # Softmax(dim=1) on a 1-D probe (no function of each unit alone), GELU('cubic')
+        raise ConfigError(
+            f"act ({type(module).__name__}) failed on a 1-D probe of {len(_FAR)} values: {describe(e)} "
+            "(an activation is elementwise, one output per unit whatever the input's shape)"
+        ) from e
     if far.shape != _FAR.shape or neg.shape != _NEG.shape:
         raise ConfigError(f"{rule}: it turned {len(_FAR)} values into {list(far.shape)}")
     if mixes_units(f):

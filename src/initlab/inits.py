@@ -60,12 +60,17 @@ def variance(expr: str | float, names: dict[str, float]) -> float:
     return ev(ast.parse(str(expr), mode="eval").body)
 
 
-def expected_variance(init: dict[str, Any], fan_in: int, fan_out: int) -> float | None:
-    """Var(w) that `init` states for a layer with this fan-in and fan-out; None for an init without one."""
+def expected_variance(init: dict[str, Any], fan_in: int, fan_out: int, rows: int | None = None,
+                      cols: int | None = None) -> float | None:  # fmt: skip
+    """Var(w) that `init` states for a layer with this fan-in and fan-out, and this shape as a matrix (rows x
+    cols, as torch's orthogonal_ flattens it: a Linear's are fan_out x fan_in, a conv's out_channels x fan_in);
+    None for an init without one."""
     if init.get("variance") is None:
         return None
     kwargs = {k: v for k, v in (init.get("weight") or {}).items() if isinstance(v, int | float)}
-    return variance(init["variance"], {**kwargs, "fan_in": fan_in, "fan_out": fan_out})
+    shape = {"fan_in": fan_in, "fan_out": fan_out, "rows": fan_out if rows is None else rows,
+             "cols": fan_in if cols is None else cols}  # fmt: skip
+    return variance(init["variance"], {**kwargs, **shape})
 
 
 def sigma_w2(init: dict[str, Any]) -> float | None:
@@ -100,10 +105,11 @@ def normal_variance_(tensor: Any, variance: float = 0.0) -> Any:
         return tensor.normal_(0.0, math.sqrt(variance)) if variance > 0 else tensor.zero_()
 
 
-def fans(weight: Any) -> tuple[int, int]:
-    """(fan_in, fan_out) as torch computes them: in/out features times the receptive field (conv kernels)."""
+def fans(weight: Any) -> tuple[int, int, int, int]:
+    """(fan_in, fan_out) as torch computes them: in/out features times the receptive field (conv kernels); then
+    (rows, cols), the weight as a matrix of its first dimension by the rest."""
     receptive = math.prod(weight.shape[2:]) if weight.dim() > 2 else 1
-    return weight.shape[1] * receptive, weight.shape[0] * receptive
+    return weight.shape[1] * receptive, weight.shape[0] * receptive, weight.shape[0], weight.numel() // weight.shape[0]
 
 
 def _weighted(module: Any) -> bool:
@@ -178,6 +184,7 @@ def apply_init(model: Any, init: dict[str, Any]) -> Any:
         for index, (name, layer) in enumerate(layers):
             if fill is not None:
                 _filled(layer.weight, fill(layer.weight, name=name, index=index, depth=len(layers)), "init.weight")
+            _check_drawn(init, name, layer.weight)
             if getattr(layer, "bias", None) is None:
                 continue
             if fill_bias is not None:
@@ -185,6 +192,25 @@ def apply_init(model: Any, init: dict[str, Any]) -> Any:
             elif bias == "zero":
                 layer.bias.zero_()
     return model
+
+
+MIN_CHECKED = 200  # weights a layer needs for its sample variance to test the stated one (to ~6 sqrt(2/n))
+
+
+def _check_drawn(init: dict[str, Any], name: str, weight: Any) -> None:
+    """The weights drawn have the variance init.variance states, within six standard errors of a sample variance
+    (plus 2 %): the diagnostics and the theory read the stated one. An override that changes the draw but not the
+    formula (init.weight.mode=fan_out, init.weight.nonlinearity=tanh on kaiming) would have the record describe
+    another init."""
+    fan_in, fan_out, rows, cols = fans(weight)
+    stated = expected_variance(init, fan_in, fan_out, rows, cols)
+    if stated is None or weight.numel() < MIN_CHECKED:
+        return
+    drawn = weight.detach().double().var().item()
+    if abs(drawn - stated) > (6 * math.sqrt(2 / weight.numel()) + 0.02) * stated + 1e-12:
+        raise ConfigError(f"init.variance={init['variance']!r} states {stated:.4g} for {name or 'the layer'} "
+                          f"(fan_in {fan_in}, fan_out {fan_out}), but init.weight drew weights of variance "
+                          f"{drawn:.4g}: give init.variance the formula of the draw, or null")  # fmt: skip
 
 
 def calibrate(model: Any, init: dict[str, Any], x: Any) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from initlab.data import MNIST_FAMILY
 from initlab.errors import DataError, describe
 from initlab.files import not_a_file
 
@@ -26,7 +27,6 @@ FILES = {  # split -> (images, labels), as torchvision names them
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
-FAMILY = ("MNIST", "FashionMNIST", "KMNIST")  # torchvision's names (and folders) of the sets laid out alike
 IDX_MAGIC = {3: 2051, 1: 2049}  # ndim -> magic number (uint8 payload)
 REFETCH = "delete it to re-download (data.download=true)"
 
@@ -193,7 +193,7 @@ def ensure_mnist(data_dir: str | Path, download: bool = True, dataset: str = "MN
 def load(data_dir: str | Path = "data", download: bool = True, dataset: str = "MNIST") -> tuple[torch.Tensor, ...]:
     """-> (x_train, y_train, x_test, y_test): uint8 images [N, 1, H, W] and int64 labels [N] of `dataset`
     (torchvision's name and folder), decompressed or downloaded first where needed and allowed."""
-    if dataset not in FAMILY:  # EMNIST has splits and other files; any other name is not this layout
-        raise DataError(f"data.load.dataset={dataset!r} is not allowed: one of {', '.join(FAMILY)}")
+    if dataset not in MNIST_FAMILY:  # EMNIST has splits and other files; any other name is not this layout
+        raise DataError(f"data.load.dataset={dataset!r} is not allowed: one of {', '.join(MNIST_FAMILY)}")
     ensure_mnist(data_dir, download, dataset)
     return (*load_split(data_dir, "train", dataset), *load_split(data_dir, "test", dataset))

@@ -1,6 +1,7 @@
 """The sweep summary as a picture (summary.png): matplotlib is imported only here, when a sweep ends."""
 
 import io
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,10 +14,18 @@ if TYPE_CHECKING:
 Grid = tuple[str, str, list[str], list[str], dict[tuple[str, str], tuple[float, str]]]
 
 
-def to_png(grid: Grid, path: Path, title: str, theory: dict | None = None) -> None:
+def png(fig: "Figure", dpi: int) -> bytes:
+    """The figure as PNG bytes. A grid too crowded for its size is drawn as it is: matplotlib's warning that it
+    could not apply its constrained layout would reach the user's terminal as a stray source line."""
     buf = io.BytesIO()
-    figure(grid, title, theory).savefig(buf, format="png", dpi=120)
-    write_atomic(path, buf.getvalue())
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="constrained_layout not applied", category=UserWarning)
+        fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+def to_png(grid: Grid, path: Path, title: str, theory: dict | None = None) -> None:
+    write_atomic(path, png(figure(grid, title, theory), dpi=120))
 
 
 def depth_curve(grid: Grid, theory: dict) -> tuple[list[float], list[float]] | None:

@@ -7,7 +7,6 @@ report over all their jobs.
 
 import base64
 import html
-import io
 import logging
 import statistics
 from collections import defaultdict
@@ -20,6 +19,7 @@ from omegaconf import OmegaConf
 from initlab.files import write_atomic
 from initlab.report.cells import Cell
 from initlab.report.heatmap import figure as heatmap
+from initlab.report.heatmap import png
 from initlab.report.sweep import collect, load_job, sweep_config, sweep_order
 from initlab.report.table import UNFINISHED, Layout, check_tune, grid, held_fixed, seed_count, summarise, why
 from initlab.run.resume import FROM_COMMAND
@@ -84,9 +84,7 @@ def once(jobs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
 
 
 def _png(fig: Any) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    return f'<img alt="" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
+    return f'<img alt="" src="data:image/png;base64,{base64.b64encode(png(fig, dpi=100)).decode()}">'
 
 
 def _by_column(cells: list[Cell], lay: Layout) -> dict[str, list[Cell]]:

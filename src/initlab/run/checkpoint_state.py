@@ -198,6 +198,16 @@ def _check_history(saved: dict[str, Any], step: int) -> None:
         v = saved.get(key)
         ok = v is None or (_real(v) and v >= 0) or (isinstance(v, float) and (math.isnan(v) or v == math.inf))
         _need(ok, key, f"is {_show(v)}, not a loss (a number >= 0, NaN, inf or null: cross-entropy is never negative)")
+        if isinstance(v, float) and not math.isfinite(v):  # the step that logged it took NaN gradients into the weights
+            _need(not _finite_weights(saved), key, f"is {v}, but every weight is finite: a run whose loss became NaN "
+                  "or inf took that step's gradients into its weights")  # fmt: skip
+
+
+def _finite_weights(saved: dict[str, Any]) -> bool:
+    import torch
+
+    weights = saved.get("state_dict", {}).values() if isinstance(saved.get("state_dict"), dict) else []
+    return all(bool(torch.isfinite(t).all()) for t in weights if isinstance(t, torch.Tensor) and t.is_floating_point())
 
 
 def _check_grads(grads: Any, weights: Any) -> None:
@@ -266,9 +276,15 @@ def _check_scores(callbacks: Any) -> None:
         scores = {k: state[k] for k in SCORES if k in state}
         best_k = state.get("best_k_models", {})
         _need(isinstance(best_k, dict), f"callbacks[{_show(name)}].best_k_models", "is not a dict of scores")
+        low, high = (0.0, 1.0) if str(state.get("monitor", "")).endswith("acc") else (0.0, math.inf)  # val/acc
         for key, v in [*scores.items(), *((f"best_k_models[{_show(k)}]", v) for k, v in best_k.items())]:
-            number = isinstance(v, torch.Tensor) and v.numel() == 1 and v.is_floating_point() and not v.isnan()
-            _need(v is None or _real(v) or number, f"callbacks[{_show(name)}].{key}", f"is {_show(v)}, not a score")
+            where = f"callbacks[{_show(name)}].{key}"
+            tensor = isinstance(v, torch.Tensor) and v.numel() == 1 and v.is_floating_point()
+            _need(v is None or _real(v) or tensor, where, f"is {_show(v)}, not a score")
+            x = None if v is None else float(v)
+            unset = key == "kth_value" and x in (math.inf, -math.inf)  # Lightning's start: the worst possible
+            _need(x is None or unset or low <= x <= high, where, f"is {x}, not a score of {state.get('monitor')} "
+                  f"(in [{low:g}, {high:g}])")  # fmt: skip
 
 
 def _same_kind(v: Any, ref: Any, where: str) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from initlab.data import MNIST_FAMILY
 from initlab.errors import ConfigError
 from initlab.files import not_a_file
 from initlab.inits import BIAS_RULES, INIT_KEYS, variance
@@ -126,7 +127,8 @@ def init_rule(key: str, v: Any) -> None:
     numbers = {k: x for k, x in weight.items() if isinstance(x, int | float) and not isinstance(x, bool)}
     try:
         values = [
-            variance(v.variance, {**numbers, "fan_in": i, "fan_out": o}) for i, o in ((100.0, 10.0), (9.0, 784.0))
+            variance(v.variance, {**numbers, "fan_in": i, "fan_out": o, "rows": o, "cols": i})
+            for i, o in ((100.0, 10.0), (9.0, 784.0))
         ]
     except (ValueError, SyntaxError, ZeroDivisionError, TypeError, ArithmeticError, MemoryError, RecursionError) as e:
         fail(f"{key}.variance", v.variance, f"an expression in fan_in, fan_out and numbers, e.g. '2 / fan_in' ({e})")
@@ -174,6 +176,8 @@ def tunable(key: str, v: Any) -> None:
 SEED_MAX = 2**32 - 1  # what numpy (and Lightning's seed_everything) accept
 PRECISIONS = (None, 64, 32, 16, "64", "32", "16", "bf16", "64-true", "32-true", "16-mixed", "bf16-mixed")
 PRECISIONS += ("16-true", "bf16-true", "transformer-engine")  # Lightning's
+NONLINEARITIES = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
+                  "sigmoid", "tanh", "relu", "leaky_relu", "selu")  # torch.nn.init.calculate_gain's  # fmt: skip
 POSITIVE_INT = number(1, integer=True)
 FLAG = one_of(True, False)
 PROB = number(0, 1, hi_open=True)
@@ -231,6 +235,9 @@ RULES: dict[str, Rule] = {  # leaves first: a bad leaf is named before a rule th
     "init.weight.gain": number(0),
     "init.weight.std": number(0),
     "init.weight.mean": number(),
+    "init.weight.mode": one_of("fan_in", "fan_out"),  # torch's kaiming_*
+    "init.weight.nonlinearity": one_of(*NONLINEARITIES),
+    "init.weight.a": number(),  # the leaky_relu slope in kaiming's gain
     "init.bias.variance": number(0),
     "init.calibrate.tol": number(0, 1, lo_open=True, hi_open=True),
     "init.calibrate.max_iter": POSITIVE_INT,
@@ -281,7 +288,6 @@ RULES: dict[str, Rule] = {  # leaves first: a bad leaf is named before a rule th
     "callbacks.model_checkpoint.monitor": MONITOR,
     "callbacks.model_checkpoint.mode": one_of("min", "max"),
     "callbacks.model_checkpoint.save_on_train_epoch_end": either(one_of(None), FLAG),
-    "callbacks.model_checkpoint.save_last": either(one_of(None, "link"), FLAG),
     "callbacks.model_checkpoint.save_top_k": number(-1, integer=True),
     "callbacks.diagnostics.every_n_steps": number(0, integer=True),
     "callbacks.diagnostics.histogram_every_n_steps": number(0, integer=True),
@@ -418,6 +424,14 @@ def minimums(cfg: DictConfig) -> None:
             fail(f"trainer.{least}", low, f"at most trainer.{most}={high} (the run ends there whatever the minimum)")
 
 
+def mnist_family(cfg: DictConfig) -> None:
+    """initlab.data.mnist.load reads torchvision's IDX layout of the MNIST family only (EMNIST has splits)."""
+    if OmegaConf.select(cfg, "data.load._target_", default=None) == "initlab.data.mnist.load":
+        dataset = OmegaConf.select(cfg, "data.load.dataset", default="MNIST")
+        if dataset not in MNIST_FAMILY:
+            fail("data.load.dataset", dataset, f"one of {', '.join(MNIST_FAMILY)} (initlab.data.mnist.load's layout)")
+
+
 def plateau(cfg: DictConfig) -> None:
     """ReduceLROnPlateau steps on a metric: scheduler.monitor names it (Lightning's scheduler dict)."""
     target = OmegaConf.select(cfg, "scheduler.scheduler._target_", default=None)
@@ -427,7 +441,7 @@ def plateau(cfg: DictConfig) -> None:
 
 RUN_DIR = "${hydra:runtime.output_dir}"
 CHECKPOINTS = {"dirpath": f"{RUN_DIR}/checkpoints", "filename": "best", "save_weights_only": False,
-               "enable_version_counter": False}  # fmt: skip
+               "enable_version_counter": False, "save_last": True}  # fmt: skip
 
 
 def checkpoint_layout(cfg: DictConfig) -> None:
@@ -472,6 +486,7 @@ def validate(cfg: DictConfig, overrides: Iterable[str] = ()) -> None:
     mlp_size(cfg)
     nesterov(cfg)
     minimums(cfg)
+    mnist_family(cfg)
     plateau(cfg)
     checkpoint_layout(cfg)
     logger_layout(cfg)

@@ -129,8 +129,12 @@ def _mkdirs(path: Path) -> list[Path]:
 
 def _refuse(key: str, path: Path, candidate: Path, resuming: bool, explicit: bool) -> str | None:
     """Why `candidate` cannot hold this run (None if it can): a planted link, a sweep dir, another run's record."""
-    if (candidate / "checkpoints").exists() and not (candidate / "checkpoints").is_dir():
-        return f"{candidate / 'checkpoints'} is a file; checkpoints need a directory there"
+    for folder, what in (("checkpoints", "checkpoints"), (".hydra", "Hydra's copy of the run's config")):
+        if (candidate / folder).exists() and not (candidate / folder).is_dir():
+            return (
+                f"{candidate / folder} is a file; the run needs a directory there ({what}): remove it or choose "
+                "another dir"
+            )
     if key == "hydra.run.dir" and (candidate / "multirun.yaml").exists():
         return (f"{key}={str(path)!r} is a sweep dir (multirun.yaml); resume its jobs with `-m` and the sweep's "
                 f"own overrides, hydra.sweep.dir={path} ckpt_path=last, or choose another dir")  # fmt: skip
