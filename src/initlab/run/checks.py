@@ -114,7 +114,7 @@ def text(key: str, v: Any) -> None:
 
 
 def init_rule(key: str, v: Any) -> None:
-    """weight: a _target_ or null; bias: a rule; variance: an expression in fan_in, fan_out and the weight
+    """weight: a _target_ or null; bias: a rule; variance: an expression in fan_in, fan_out, rows, cols and the weight
     function's numbers, or null (an init without a closed form, e.g. lsuv); calibrate: a _target_ or null."""
     if not isinstance(v, DictConfig) or "variance" not in v:
         fail(key, v, "a config with weight, bias and variance (see conf/init/kaiming.yaml)")
@@ -131,7 +131,8 @@ def init_rule(key: str, v: Any) -> None:
             for i, o in ((100.0, 10.0), (9.0, 784.0))
         ]
     except (ValueError, SyntaxError, ZeroDivisionError, TypeError, ArithmeticError, MemoryError, RecursionError) as e:
-        fail(f"{key}.variance", v.variance, f"an expression in fan_in, fan_out and numbers, e.g. '2 / fan_in' ({e})")
+        fail(f"{key}.variance", v.variance,
+             f"an expression in fan_in, fan_out, rows, cols and numbers, e.g. '2 / fan_in' ({e})")  # fmt: skip
     if not all(math.isfinite(x) and x >= 0 for x in values):
         fail(f"{key}.variance", v.variance, "a variance: finite and >= 0 for any fan_in and fan_out")
 
