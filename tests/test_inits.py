@@ -77,14 +77,37 @@ def test_conv_layers_get_the_same_theory_with_the_receptive_field(name: str) -> 
 
 
 def test_an_init_whose_draw_is_not_its_stated_variance_is_refused() -> None:
-    """init=kaiming init.weight.mode=fan_out draws 2/fan_out while the record's theory reads 2/fan_in."""
+    """A formula that does not follow the draw (2 / fan_in over mode=fan_out) would have the record's theory
+    describe another init."""
     kaiming = init("kaiming")
+    wrong = {**kaiming, "weight": {**kaiming["weight"], "mode": "fan_out"}, "variance": "2 / fan_in"}
     with pytest.raises(ConfigError, match=r"init.variance='2 / fan_in' states 0.002551 for fc1 \(fan_in 784, "
                                           r"fan_out 100\), but init.weight drew weights of variance 0.0"):  # fmt: skip
-        apply_init(MLP(nn.ReLU, hidden_dims=[100]), {**kaiming, "weight": {**kaiming["weight"], "mode": "fan_out"}})
-    lecun_relu = {**init("lecun"), "weight": {**init("lecun")["weight"], "nonlinearity": "relu"}}  # twice its stated
-    with pytest.raises(ConfigError, match=r"init.variance='1 / fan_in' states 0.001276 for fc1"):
-        apply_init(MLP(nn.ReLU, hidden_dims=[100]), lecun_relu)
+        apply_init(MLP(nn.ReLU, hidden_dims=[100]), wrong)
+
+
+@pytest.mark.parametrize(
+    ("name", "changes", "stated"),
+    [("kaiming", {"mode": "fan_out"}, 2 / 100), ("kaiming", {"nonlinearity": "tanh"}, (5 / 3) ** 2 / 784),
+     ("kaiming_uniform", {"nonlinearity": "leaky_relu", "a": 0.5}, 2 / 1.25 / 784),
+     ("lecun", {"nonlinearity": "relu"}, 2 / 784), ("kaiming", {"nonlinearity": "selu"}, 0.75**2 / 784)],
+)  # fmt: skip
+def test_kaimings_stated_variance_follows_its_mode_and_nonlinearity(name: str, changes: dict, stated: float) -> None:
+    torch.manual_seed(0)
+    chosen = {**init(name), "weight": {**init(name)["weight"], **changes}}
+    net = apply_init(MLP(nn.ReLU, hidden_dims=[100]), chosen)  # the drawn variance is checked against it, too
+    assert expected_variance(chosen, *fans(net.fc1.weight)) == pytest.approx(stated, rel=1e-12)
+    assert net.fc1.weight.var().item() == pytest.approx(stated, rel=0.03)
+
+
+def test_kaiming_gain_is_torchs() -> None:
+    from initlab.inits import kaiming_gain
+    from initlab.run.checks import NONLINEARITIES
+
+    for nonlinearity in NONLINEARITIES:
+        for a in (0.0, 0.2, 3.0):
+            want = torch.nn.init.calculate_gain(nonlinearity, a if nonlinearity == "leaky_relu" else None)
+            assert kaiming_gain(nonlinearity, a) == pytest.approx(want, rel=1e-15)
 
 
 @pytest.mark.parametrize("name", sorted(TEXTBOOK))

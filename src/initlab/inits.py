@@ -67,10 +67,26 @@ def expected_variance(init: dict[str, Any], fan_in: int, fan_out: int, rows: int
     None for an init without one."""
     if init.get("variance") is None:
         return None
-    kwargs = {k: v for k, v in (init.get("weight") or {}).items() if isinstance(v, int | float)}
+    weight = init.get("weight") or {}
+    kwargs = {k: v for k, v in weight.items() if isinstance(v, int | float)}
     shape = {"fan_in": fan_in, "fan_out": fan_out, "rows": fan_out if rows is None else rows,
              "cols": fan_in if cols is None else cols}  # fmt: skip
+    if isinstance(weight.get("mode"), str):  # kaiming_*'s: the fan it scales by
+        shape["fan"] = fan_in if weight["mode"] == "fan_in" else fan_out
+    if isinstance(weight.get("nonlinearity"), str):
+        shape["gain"] = kaiming_gain(weight["nonlinearity"], weight.get("a", 0))
     return variance(init["variance"], {**kwargs, **shape})
+
+
+def kaiming_gain(nonlinearity: str, a: float = 0.0) -> float:
+    """torch.nn.init.calculate_gain as kaiming_* call it (with their `a`), without torch, so the config checks can
+    evaluate a variance before torch loads (tests/test_inits.py holds it to torch's)."""
+    if nonlinearity in ("linear", "sigmoid") or nonlinearity.startswith("conv"):
+        return 1.0
+    gains = {"tanh": 5 / 3, "relu": math.sqrt(2.0), "leaky_relu": math.sqrt(2.0 / (1 + a**2)), "selu": 3 / 4}
+    if nonlinearity not in gains:
+        raise ValueError(f"nonlinearity {nonlinearity!r} has no gain")
+    return gains[nonlinearity]
 
 
 def sigma_w2(init: dict[str, Any]) -> float | None:

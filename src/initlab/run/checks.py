@@ -19,7 +19,7 @@ from omegaconf.errors import OmegaConfBaseException
 from initlab.data import MNIST_FAMILY
 from initlab.errors import ConfigError
 from initlab.files import not_a_file
-from initlab.inits import BIAS_RULES, INIT_KEYS, variance
+from initlab.inits import BIAS_RULES, INIT_KEYS, expected_variance
 from initlab.run import overrides as parsed
 
 Rule = Callable[[str, Any], None]
@@ -123,13 +123,9 @@ def init_rule(key: str, v: Any) -> None:
     either(one_of(None), target)(f"{key}.calibrate", v.get("calibrate"))
     if v.variance is None:
         return
-    weight = v.get("weight") or {}
-    numbers = {k: x for k, x in weight.items() if isinstance(x, int | float) and not isinstance(x, bool)}
+    plain = OmegaConf.to_container(v, resolve=True)
     try:
-        values = [
-            variance(v.variance, {**numbers, "fan_in": i, "fan_out": o, "rows": o, "cols": i})
-            for i, o in ((100.0, 10.0), (9.0, 784.0))
-        ]
+        values = [expected_variance(plain, i, o) for i, o in ((100, 10), (9, 784))]
     except (ValueError, SyntaxError, ZeroDivisionError, TypeError, ArithmeticError, MemoryError, RecursionError) as e:
         fail(f"{key}.variance", v.variance,
              f"an expression in fan_in, fan_out, rows, cols and numbers, e.g. '2 / fan_in' ({e})")  # fmt: skip
