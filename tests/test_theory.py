@@ -500,15 +500,25 @@ def test_a_checked_activation_gives_the_same_numbers() -> None:
 )  # fmt: skip
 def test_an_activation_that_breaks_off_the_knots_gets_a_knot_there(module, where: list, share: float, sw2: float):
     """A user's Softshrink(0.3) (kinks at +-0.3) or Threshold(0.1, 0) (a jump at 0.1) was 3-8 % off with panels
-    across its breaks; phi' is 1 beyond them, so chi_1 = sigma_w2 P(u beyond the break) in closed form."""
+    across its breaks. Softshrink's phi' is 1 beyond them, so chi_1 = sigma_w2 P(u beyond the break) in closed
+    form; where phi itself jumps, chi_1 is infinite, and the theory says so rather than print a number."""
     a = T.activation(phi(module))
     assert T.breaks(*a) == pytest.approx(where, abs=1e-11)
     assert all(np.min(np.abs(a.knots - u)) < 1e-11 for u in where)
-    mf = T.mean_field(a, sw2, 0.05)
-    assert 0 < mf.q_star < 1e3 and mf.chi_1 == pytest.approx(
-        sw2 * share * math.erfc(where[-1] / math.sqrt(2 * mf.q_star)), rel=1e-9
-    )
-    assert bf_v(a, sw2, 0.05, mf.q_star) == pytest.approx(mf.q_star, rel=1e-4)  # a fixed point, by brute force
+    q = T.q_star(a, sw2, 0.05)
+    assert 0 < q < 1e3 and bf_v(a, sw2, 0.05, q) == pytest.approx(q, rel=1e-4)  # a fixed point, by brute force
+    if isinstance(module, nn.Softshrink):  # continuous: phi' is 1 beyond the kinks, chi_1 in closed form
+        mf = T.mean_field(a, sw2, 0.05)
+        assert mf.chi_1 == pytest.approx(sw2 * share * math.erfc(where[-1] / math.sqrt(2 * mf.q_star)), rel=1e-9)
+        return
+    # phi jumps: the correlation map's slope at c = 1 is infinite (the jump is a delta in phi'); chi_1 from
+    # autograd's phi' printed the closed form above and "ordered", where the map's slope at 1 - c = 1e-4 is ~5
+    with pytest.raises(T.ActivationError, match=rf"the activation jumps at x={where[0]:g}: chi_1, c\* and"):
+        T.mean_field(a, sw2, 0.05)
+    with pytest.raises(T.ActivationError, match="the activation jumps"):
+        T.critical_sigma_w2(a, 0.05)
+    slope = [(T.c_map(a, sw2, 0.05, q, 1.0) - T.c_map(a, sw2, 0.05, q, 1 - e)) / e for e in (1e-3, 1e-5)]
+    assert slope[1] > 3 * slope[0] > 0  # growing like (1 - c)^(-1/2): no finite chi_1
 
 
 def test_smooth_and_shipped_activations_have_no_breaks_beyond_the_knots() -> None:

@@ -42,25 +42,29 @@ class Act(tuple):
     its panels: the shipped ones (0 and fixed bends) and wherever phi or phi' jumps elsewhere (breaks)."""
 
     knots: np.ndarray
+    jumps: np.ndarray  # where phi itself jumps (not only phi'): there chi_1 is infinite
 
-    def __new__(cls, phi: Fn, dphi: Fn, knots: np.ndarray = _KNOTS) -> Act:
+    def __new__(cls, phi: Fn, dphi: Fn, knots: np.ndarray = _KNOTS, jumps: np.ndarray | None = None) -> Act:
         act = super().__new__(cls, (phi, dphi))
-        act.knots = knots
+        act.knots, act.jumps = knots, np.array([]) if jumps is None else jumps
         return act
+
+
+def _steps(g: Fn) -> list[float]:
+    """Where g jumps in [-40, 40]: a step on a 1/512 grid 50 times either step two cells away (a smooth function's
+    steps change slowly; a value at the break itself may split the jump over two cells), bisected to 1e-12."""
+    y = g(_SCAN)  # (N,)
+    d = np.abs(np.diff(y))  # (N - 1,)
+    near = np.maximum(np.pad(d, (2, 0))[:-2], np.pad(d, (0, 2))[2:])  # (N - 1,): the steps two cells away
+    return [_bisect(g, _SCAN[i], _SCAN[i + 1]) for i in np.flatnonzero((d > 1e-9 * (np.max(np.abs(y)) + 1.0))
+                                                                         & (d > 50.0 * near))]  # fmt: skip
 
 
 def breaks(phi: Fn, dphi: Fn) -> np.ndarray:
     """The u in [-40, 40] where phi or phi' jumps, away from the shipped knots: a user's Threshold(0.1, 0) or
     Softshrink(0.3) breaks there, and a panel across a break is 3-8 % off (one whose edge misses it by d, about
-    d times the jump). A jump is a step on a 1/512 grid 50 times either step two cells away (a smooth function's
-    steps change slowly; a value at the break itself may split the jump over two cells), then bisected to 1e-12."""
-    found = []
-    for g in (phi, dphi):
-        y = g(_SCAN)  # (N,)
-        d = np.abs(np.diff(y))  # (N - 1,)
-        near = np.maximum(np.pad(d, (2, 0))[:-2], np.pad(d, (0, 2))[2:])  # (N - 1,): the steps two cells away
-        for i in np.flatnonzero((d > 1e-9 * (np.max(np.abs(y)) + 1.0)) & (d > 50.0 * near)):
-            found.append(_bisect(g, _SCAN[i], _SCAN[i + 1]))
+    d times the jump)."""
+    found = [*_steps(phi), *_steps(dphi)]
     u = np.array(found)
     return np.unique(u[np.min(np.abs(u[:, None] - _KNOTS[None, :]), axis=1) > 1e-9]) if found else u
 
@@ -81,7 +85,19 @@ def activation(act: Pair) -> Act:
         return act
     phi, dphi = act
     extra = breaks(phi, dphi)
-    return Act(phi, dphi, np.sort(np.concatenate([_KNOTS, extra])) if len(extra) else _KNOTS)
+    knots = np.sort(np.concatenate([_KNOTS, extra])) if len(extra) else _KNOTS
+    return Act(phi, dphi, knots, np.array(_steps(phi)))
+
+
+def continuous(act: Act) -> None:
+    """chi_1, c* and the depth scales need a continuous phi: where phi jumps, the correlation map's slope at c = 1
+    is infinite (the jump is a delta in phi' that autograd's phi' cannot show), so they are refused, not printed
+    from a phi' that misses it. q* (the variance map) needs no slope and stands."""
+    if len(act.jumps):
+        raise ActivationError(
+            f"the activation jumps at x={act.jumps[0]:.6g}: chi_1, c* and the depth scales need a "
+            "continuous activation (a jump makes the correlation map's slope at c = 1 infinite)"
+        )
 
 
 def _check(sigma_w2: float | None = None, sigma_b2: float | None = None) -> None:
@@ -288,6 +304,7 @@ class MeanField:
 def mean_field(act: Pair, sigma_w2: float, sigma_b2: float) -> MeanField:
     """q*, c*, chi_1 and the depth scales of a wide random net."""
     act = activation(act)
+    continuous(act)
     q = q_star(act, sigma_w2, sigma_b2)
     c1 = _chi_at(act, sigma_w2, q)
     if not Q_MIN <= q <= Q_MAX:  # no fixed point to linearise around
@@ -304,6 +321,7 @@ def critical_sigma_w2(act: Pair, sigma_b2: float) -> float:
     over 1 (a cubic's q*, reached from q = 1, jumps from a finite fixed point to inf)."""
     _check(sigma_b2=sigma_b2)
     act = activation(act)
+    continuous(act)
     a, b = SIGMA_W2_RANGE
 
     def f(sw2: float) -> float:
