@@ -180,6 +180,11 @@ BAD = {  # name: (overrides, where, what the one line must say); {tmp} = a temp 
     "negative eval batch": (["data.eval_batch_size=-1"], "config", "data.eval_batch_size=-1 is not allowed"),
     "one class": (["data.num_classes=1"], "config", "data.num_classes=1 is not allowed: an integer >= 2"),
     "a flat image shape": (["data.image_shape=[784]"], "config", "data.image_shape=[784] is not allowed: a list of 3"),
+    "a variance that overflows on a wide layer": (
+        ["init.variance=fan_in ** fan_in"],
+        "config",
+        "init.variance='fan_in",
+    ),
     "a kaiming mode torch lacks": (
         ["init.weight.mode=fan_avg"],
         "config",

@@ -446,3 +446,12 @@ def test_a_checkpoint_whose_config_builds_another_choice_than_it_names_is_refuse
     torch.save(saved, tmp_path / "overridden.ckpt")
     record = run(make_cfg(f"ckpt_path={tmp_path / 'overridden.ckpt'}", "train=false", out=tmp_path / "ok"))
     assert record["status"] == "ok" and record["mode"] == "evaluate"
+    for where, node, said in (
+        (("init", "weight", "_target_"), "torch.nn.init.kaiming_uniform_", r"builds init\.weight torch\.nn\.init\."
+         r"kaiming_uniform_, but its choice init=kaiming builds torch\.nn\.init\.kaiming_normal_"),
+        (("scheduler", "scheduler"), {"_target_": "torch.optim.lr_scheduler.CosineAnnealingLR", "T_max": 1},
+         r"builds scheduler\.scheduler torch\.optim\.lr_scheduler\.CosineAnnealingLR, but its choice scheduler=step"),
+    ):  # fmt: skip
+        nested = crafted(uninterrupted, tmp_path, where, node)  # a nested _target_, its arguments fitting
+        with pytest.raises(CheckpointError, match=said):
+            run(make_cfg(f"ckpt_path={nested}", "trainer.max_epochs=3", out=tmp_path / "nested"))

@@ -125,7 +125,7 @@ def init_rule(key: str, v: Any) -> None:
         return
     plain = OmegaConf.to_container(v, resolve=True)
     try:
-        values = [expected_variance(plain, i, o) for i, o in ((100, 10), (9, 784))]
+        values = [expected_variance(plain, i, o) for i, o in ((100, 10), (9, 784), (4096, 4096))]  # wide: overflow
     except (ValueError, SyntaxError, ZeroDivisionError, TypeError, ArithmeticError, MemoryError, RecursionError) as e:
         fail(f"{key}.variance", v.variance,
              f"an expression in fan_in, fan_out, rows, cols and numbers, e.g. '2 / fan_in' ({e})")  # fmt: skip

@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from initlab.errors import CheckpointError, describe
 from initlab.run import overrides as parsed
+from initlab.run.record import RUN_KEYS
 
 Offer = tuple[str, str]  # (config path, _target_): e.g. ("init.weight", "torch.nn.init.kaiming_normal_")
 
@@ -82,9 +83,9 @@ def check_targets(cfg: DictConfig, allowed: set[Offer], path: Path) -> None:
                                   f"{where}._target_={target} on the command line)")  # fmt: skip
 
 
-def _file_targets(config_dirs: Iterable[Path], group: str, choice: str) -> set[str]:
-    """The `_target_`s that the group file <group>/<choice>.yaml offers at the group's own node, in any dir."""
-    found: set[str] = set()
+def _file_targets(config_dirs: Iterable[Path], group: str, choice: str) -> set[Offer]:
+    """The (path, `_target_`)s that the group file <group>/<choice>.yaml offers in the group's node, in any dir."""
+    found: set[Offer] = set()
     for d in config_dirs:
         f = Path(d) / group / f"{choice}.yaml"
         try:
@@ -92,20 +93,25 @@ def _file_targets(config_dirs: Iterable[Path], group: str, choice: str) -> set[s
             data = yaml.safe_load(text) if text else None
         except (OSError, UnicodeDecodeError, yaml.YAMLError):
             continue
-        found |= {t for where, t in _targets(data, _package(text, group)) if where == group}
+        found |= {(w, t) for w, t in _targets(data, _package(text, group)) if w == group or w.startswith(group + ".")}
     return found
 
 
 def check_choices(cfg: DictConfig, choices: dict[str, Any], config_dirs: Iterable[Path], overrides: Iterable[str],
                   path: Path) -> None:  # fmt: skip
-    """Refuse a checkpoint whose config builds another class than its group choices name (act=relu, building Tanh):
-    its record would name a run it is not. A `<group>._target_=...` override of the run or this command stands."""
+    """Refuse a checkpoint whose config builds another class than its group choices name (act=relu building Tanh,
+    init=kaiming drawing orthogonal_, scheduler=step building CosineAnnealingLR): its record would name a run it is
+    not. A `..._target_=...` override of the run or this command stands."""
     named = parsed.given(overrides)
     for group, choice in choices.items():
-        ours = isinstance(choice, str) and "/" not in group  # hydra/launcher: Hydra's, not the run's
-        target = OmegaConf.select(cfg, f"{group}._target_", default=None) if ours else None
-        offers = _file_targets(config_dirs, group, choice) if isinstance(target, str) else set()
-        if offers and target not in offers and f"{group}._target_" not in named:
-            raise CheckpointError(f"ckpt_path={str(path)!r} is refused: its config builds {group} {target}, but its "
-                                  f"choice {group}={choice} builds {', '.join(sorted(offers))}: its record would "
-                                  "name another run")  # fmt: skip
+        if group not in RUN_KEYS or not isinstance(choice, str) or not isinstance(cfg.get(group), DictConfig):
+            continue  # the groups that name the run (loggers and callbacks come from the command)
+        offers = _file_targets(config_dirs, group, choice)
+        built = dict(_targets(OmegaConf.to_container(cfg[group], resolve=True), group))
+        for where in {w for w, _ in offers}:  # the places the choice's file fills
+            target = built.get(where)
+            if (where, target) not in offers and f"{where}._target_" not in named:
+                want = ", ".join(sorted(t for w, t in offers if w == where))
+                raise CheckpointError(f"ckpt_path={str(path)!r} is refused: its config builds {where} {target}, but "
+                                      f"its choice {group}={choice} builds {want}: its record would name another "
+                                      "run")  # fmt: skip
