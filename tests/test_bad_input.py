@@ -104,6 +104,12 @@ BAD = {  # name: (overrides, where, what the one line must say); {tmp} = a temp 
         "callbacks.model_checkpoint.monitor='val/bogus' is not allowed: one of None or one of 'val/acc', 'val/loss'",
     ),
     "a checkpoint mode": (["callbacks.model_checkpoint.mode=up"], "config", "mode='up' is not allowed: one of 'min'"),
+    "an lr logged every hour": (["++callbacks.lr_monitor.logging_interval=hour"], "config", "interval='hour' is not"),
+    "the lowest accuracy as the best": (
+        ["callbacks.model_checkpoint.mode=min"],
+        "config",
+        "callbacks.model_checkpoint.mode='min' is not allowed: 'max' for callbacks.model_checkpoint.monitor=val/acc",
+    ),
     "a model summary depth": (["callbacks.model_summary.max_depth=-5"], "config", "max_depth=-5 is not allowed"),
     "too many threads": (["num_threads=1000000"], "config", "num_threads=1000000 is not allowed: an integer in [1"),
     "overfitting batches": (["++trainer.overfit_batches=2"], "config", "trainer.overfit_batches=2 is not allowed"),
@@ -444,6 +450,7 @@ def test_every_shipped_numeric_setting_has_a_rule(make_cfg) -> None:
     (["hparams_search=optuna"], False, "hparams_search=optuna searches over many runs: add -m"),
     (["summary.tune=optimizer.lr"], False, "summary.tune=optimizer.lr picks each cell's best optimizer.lr in a sweep"),
     (["hydra.job.name=../../x"], False, "hydra.job.name='../../x' is not allowed: a plain name"),  # ../../x.log
+    (["hydra.job.name=' '"], False, "hydra.job.name=' ' is not allowed: a plain name"),  # ' .log
     (["hydra.output_subdir=../esc"], True, "hydra.output_subdir='../esc' is not allowed: null or a folder inside"),
 ])  # fmt: skip
 def test_what_hydra_reads_before_any_job_is_checked(make_cfg, overrides: list[str], multirun: bool, message: str):

@@ -55,11 +55,11 @@ def test_a_step_interval_and_reduce_on_plateau_work(make_cfg, tmp_path: Path) ->
     lr = dict(scalars(tmp_path / "step")["lr"])
     assert lr[1] == pytest.approx(0.05) and lr[3] == pytest.approx(0.1 * 0.5**3)
     plateau = ["~scheduler.scheduler", "+scheduler.scheduler._target_=torch.optim.lr_scheduler.ReduceLROnPlateau",
-               "+scheduler.scheduler.factor=0.5", "+scheduler.scheduler.patience=0", "+scheduler.scheduler.mode=min",
-               "+scheduler.monitor=val/acc", "trainer.max_epochs=4"]  # fmt: skip
+               "+scheduler.scheduler.factor=0.5", "+scheduler.scheduler.patience=0", "+scheduler.scheduler.mode=max",
+               "+scheduler.scheduler.threshold=10.0", "+scheduler.monitor=val/acc", "trainer.max_epochs=4"]  # fmt: skip
     record = run(make_cfg(*plateau, out=tmp_path / "plateau"))
     assert record["status"] == "ok"
-    lr = dict(scalars(tmp_path / "plateau")["lr"])  # mode=min on a rising val/acc: no epoch "improves"
+    lr = dict(scalars(tmp_path / "plateau")["lr"])  # threshold 10: no val/acc "improves" on the first
     assert [lr[s] for s in (0, 5, 10, 15)] == pytest.approx([0.1, 0.1, 0.05, 0.025])  # the first epoch sets the best
 
 

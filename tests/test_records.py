@@ -85,6 +85,19 @@ def test_a_run_shorter_than_the_logging_interval_records_its_last_steps_loss(mak
     assert never["steps"] == every["steps"] == 10 and never["train/loss"] == every["train/loss"] > 0
 
 
+@pytest.mark.parametrize("monitor", ["val/acc", "val/loss"])
+def test_best_ckpt_holds_the_weights_its_score_names(make_cfg, tmp_path: Path, monitor: str) -> None:
+    """The final validation competes by the callback's own monitor and mode (val/acc compared with a best val/loss
+    made best.ckpt the final weights)."""
+    mode = "max" if monitor == "val/acc" else "min"
+    chosen = [f"callbacks.model_checkpoint.monitor={monitor}", f"callbacks.model_checkpoint.mode={mode}"]
+    run(make_cfg(*chosen, "optimizer.lr=0.05", out=tmp_path / "run"))
+    seen = [v for _, v in scalars(tmp_path / "run")[monitor]]  # every validation's, the final one's included
+    best = tmp_path / "run" / "checkpoints" / "best.ckpt"
+    evaluated = run(make_cfg(f"ckpt_path={best}", "train=false", out=tmp_path / "evaluated"))
+    assert len(seen) >= 3 and evaluated[monitor] == pytest.approx(max(seen) if mode == "max" else min(seen), rel=1e-5)
+
+
 def test_a_nan_loss_stops_training_and_the_record_is_strict_json(make_cfg, tmp_path: Path) -> None:
     record = run(make_cfg("optimizer.lr=1e30", "init=normal", "trainer.max_epochs=5"))
     assert record["status"] == "diverged" and record["steps"] < 25  # stopped at the first NaN it logged

@@ -289,6 +289,7 @@ RULES: dict[str, Rule] = {  # leaves first: a bad leaf is named before a rule th
     "callbacks.diagnostics.every_n_steps": number(0, integer=True),
     "callbacks.diagnostics.histogram_every_n_steps": number(0, integer=True),
     "callbacks.progress_bar.refresh_rate": number(0, integer=True),
+    "callbacks.lr_monitor.logging_interval": one_of(None, "step", "epoch"),
     "summary.tune": either(one_of(None), tunable),
     "logger.mlflow.tracking_uri": either(one_of(None), store),
     "logger.wandb.offline": FLAG,
@@ -441,6 +442,19 @@ CHECKPOINTS = {"dirpath": f"{RUN_DIR}/checkpoints", "filename": "best", "save_we
                "enable_version_counter": False, "save_last": True}  # fmt: skip
 
 
+def best_is_best(cfg: DictConfig) -> None:
+    """The best checkpoint keeps the highest accuracy or the lowest loss: `mode=min` on val/acc keeps the worst."""
+    pairs = (("callbacks.model_checkpoint.monitor", "callbacks.model_checkpoint.mode"),
+             ("scheduler.monitor", "scheduler.scheduler.mode"))  # ReduceLROnPlateau's  # fmt: skip
+    for watched, how in pairs:
+        monitor, mode = (OmegaConf.select(cfg, k, default=None) for k in (watched, how))
+        if isinstance(monitor, str) and mode is not None and monitor in FIT_METRICS:
+            want = "max" if monitor.endswith("acc") else "min"
+            if mode != want:
+                fail(how, mode, f"{want!r} for {watched}={monitor} (the best is the "
+                     f"{'highest accuracy' if want == 'max' else 'lowest loss'})")  # fmt: skip
+
+
 def checkpoint_layout(cfg: DictConfig) -> None:
     """The run's checkpoints are whole, in its own dir, under the names resume and evaluation read (last.ckpt,
     best.ckpt): a dirpath elsewhere would let two runs share them; weights only could not resume."""
@@ -486,6 +500,7 @@ def validate(cfg: DictConfig, overrides: Iterable[str] = ()) -> None:
     mnist_family(cfg)
     plateau(cfg)
     checkpoint_layout(cfg)
+    best_is_best(cfg)
     logger_layout(cfg)
     interval = OmegaConf.select(cfg, "trainer.val_check_interval", default=None)
     if isinstance(interval, float) and OmegaConf.select(cfg, "trainer.check_val_every_n_epoch", default=1) is None:
@@ -503,7 +518,7 @@ def inside_run_dir(config: DictConfig) -> None:
     """Hydra names files in the run dir after hydra.job.name (<name>.log) and hydra.output_subdir (.hydra/): a
     path there (`../../x`) would have it write outside the run dir."""
     name = OmegaConf.select(config, "hydra.job.name", default=None)
-    if name is not None and (not str(name) or "/" in str(name) or str(name) in (".", "..")):
+    if name is not None and (not str(name).strip() or "/" in str(name) or str(name) in (".", "..")):
         fail("hydra.job.name", name, "a plain name (it names the run's <name>.log), without '/'")
     sub = OmegaConf.select(config, "hydra.output_subdir", default=None)
     if sub is not None and (not str(sub) or Path(str(sub)).is_absolute() or ".." in Path(str(sub)).parts):

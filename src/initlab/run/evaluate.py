@@ -15,12 +15,15 @@ from initlab.run.signals import STATE, Interrupted
 log = logging.getLogger(__name__)
 
 
-def _keep_if_best(trainer: Any, final_acc: float) -> None:
-    """The final validation competes too: if it beats every one during training, best.ckpt becomes the final
-    weights (last.ckpt), so best.ckpt and val/acc_best always describe the same model."""
+def _keep_if_best(trainer: Any, final: dict[str, float]) -> None:
+    """The final validation competes too, by the checkpoint callback's own monitor and mode: if it beats every one
+    during training, best.ckpt becomes the final weights (last.ckpt), so best.ckpt and its score always describe
+    the same model (val/acc_best with the default monitor)."""
     ckpt = trainer.checkpoint_callback
-    best = ckpt.best_model_score if ckpt is not None else None
-    if ckpt is None or not ckpt.dirpath or (best is not None and final_acc <= float(best)):
+    if ckpt is None or not ckpt.dirpath or ckpt.monitor not in final:
+        return
+    best, score = ckpt.best_model_score, float(final[ckpt.monitor])
+    if best is not None and not (score > float(best) if ckpt.mode == "max" else score < float(best)):
         return
     last, target = Path(ckpt.dirpath) / "last.ckpt", Path(ckpt.dirpath) / "best.ckpt"
     if last.is_file() and trainer.is_global_zero:
@@ -50,7 +53,7 @@ def _numbers(parts: Parts, plan: Plan) -> dict[str, Any]:
     trainer, module, cfg = parts.trainer, parts.module, plan.cfg
     val = trainer.validate(module, datamodule=parts.dm, verbose=False)[0]
     if cfg.train:
-        _keep_if_best(trainer, float(val["val/acc"]))
+        _keep_if_best(trainer, val)
     test = trainer.test(module, datamodule=parts.dm, verbose=False)[0]
     history = [list(p) for p in module.val_history]
     if cfg.train and (not history or history[-1][0] != trainer.global_step):
