@@ -124,9 +124,9 @@ BAD = {  # name: (overrides, where, what the one line must say); {tmp} = a temp 
     "a debugging run of one batch": (["+trainer.fast_dev_run=1"], "config", "trainer.fast_dev_run=1 is not allowed"),
     "no checkpoints": (["+trainer.enable_checkpointing=false"], "config", "enable_checkpointing=False is not allowed"),
     "a minimum of epochs above the maximum": (
-        ["+trainer.min_epochs=3"],
+        ["+trainer.min_epochs=30"],
         "config",
-        "min_epochs=3 is not allowed: at mo",
+        "min_epochs=30 is not allowed: at mo",
     ),
     "a minimum of steps above the maximum": (
         ["trainer.max_steps=10", "+trainer.min_steps=11"],

@@ -66,8 +66,8 @@ def test_a_step_interval_and_reduce_on_plateau_work(make_cfg, tmp_path: Path) ->
 @pytest.mark.slow
 def test_a_plateau_scheduler_before_the_first_validation_skips_its_step(make_cfg, tmp_path: Path) -> None:
     plateau = ["~scheduler.scheduler", "+scheduler.scheduler._target_=torch.optim.lr_scheduler.ReduceLROnPlateau",
-               "+scheduler.scheduler.factor=0.5", "+scheduler.scheduler.patience=0", "+scheduler.scheduler.mode=min",
-               "+scheduler.monitor=val/acc", "trainer.max_epochs=4"]  # fmt: skip
+               "+scheduler.scheduler.factor=0.5", "+scheduler.scheduler.patience=0", "+scheduler.scheduler.mode=max",
+               "+scheduler.scheduler.threshold=10.0", "+scheduler.monitor=val/acc", "trainer.max_epochs=4"]  # fmt: skip
     late = ["trainer.val_check_interval=7"]  # the first validation after step 7: epoch 1 (steps 1-5) ends without one
     record = run(make_cfg(*plateau, *late, out=tmp_path / "late"))  # Lightning's strict default stopped the run
     lr = dict(scalars(tmp_path / "late")["lr"])  # epoch 1: skipped (val/acc missing); epochs 2, 3 set and keep it
