@@ -101,8 +101,7 @@ def test_kaimings_stated_variance_follows_its_mode_and_nonlinearity(name: str, c
 
 
 def test_kaiming_gain_is_torchs() -> None:
-    from initlab.inits import kaiming_gain
-    from initlab.run.checks import NONLINEARITIES
+    from initlab.inits import NONLINEARITIES, kaiming_gain
 
     for nonlinearity in NONLINEARITIES:
         for a in (0.0, 0.2, 3.0):

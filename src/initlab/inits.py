@@ -78,10 +78,15 @@ def expected_variance(init: dict[str, Any], fan_in: int, fan_out: int, rows: int
     return variance(init["variance"], {**kwargs, **shape})
 
 
+UNIT_GAIN = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
+             "sigmoid")  # fmt: skip
+NONLINEARITIES = (*UNIT_GAIN, "tanh", "relu", "leaky_relu", "selu")  # torch.nn.init.calculate_gain's
+
+
 def kaiming_gain(nonlinearity: str, a: float = 0.0) -> float:
     """torch.nn.init.calculate_gain as kaiming_* call it (with their `a`), without torch, so the config checks can
     evaluate a variance before torch loads (tests/test_inits.py holds it to torch's)."""
-    if nonlinearity in ("linear", "sigmoid") or nonlinearity.startswith("conv"):
+    if nonlinearity in UNIT_GAIN:
         return 1.0
     gains = {"tanh": 5 / 3, "relu": math.sqrt(2.0), "leaky_relu": math.sqrt(2.0 / (1 + a**2)), "selu": 3 / 4}
     if nonlinearity not in gains:

@@ -64,7 +64,10 @@ def breaks(phi: Fn, dphi: Fn) -> np.ndarray:
     """The u in [-40, 40] where phi or phi' jumps, away from the shipped knots: a user's Threshold(0.1, 0) or
     Softshrink(0.3) breaks there, and a panel across a break is 3-8 % off (one whose edge misses it by d, about
     d times the jump)."""
-    found = [*_steps(phi), *_steps(dphi)]
+    return _off_knots([*_steps(phi), *_steps(dphi)])
+
+
+def _off_knots(found: list[float]) -> np.ndarray:
     u = np.array(found)
     return np.unique(u[np.min(np.abs(u[:, None] - _KNOTS[None, :]), axis=1) > 1e-9]) if found else u
 
@@ -84,9 +87,10 @@ def activation(act: Pair) -> Act:
     if isinstance(act, Act):
         return act
     phi, dphi = act
-    extra = breaks(phi, dphi)
+    jumps = _steps(phi)  # scanned once: the breaks (phi's and phi''s) and the jumps (phi's alone)
+    extra = _off_knots([*jumps, *_steps(dphi)])
     knots = np.sort(np.concatenate([_KNOTS, extra])) if len(extra) else _KNOTS
-    return Act(phi, dphi, knots, np.array(_steps(phi)))
+    return Act(phi, dphi, knots, np.array(jumps))
 
 
 def continuous(act: Act) -> None:

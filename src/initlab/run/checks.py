@@ -19,7 +19,7 @@ from omegaconf.errors import OmegaConfBaseException
 from initlab.data import MNIST_FAMILY
 from initlab.errors import ConfigError
 from initlab.files import not_a_file
-from initlab.inits import BIAS_RULES, INIT_KEYS, expected_variance
+from initlab.inits import BIAS_RULES, INIT_KEYS, NONLINEARITIES, expected_variance
 from initlab.run import overrides as parsed
 
 Rule = Callable[[str, Any], None]
@@ -173,8 +173,6 @@ def tunable(key: str, v: Any) -> None:
 SEED_MAX = 2**32 - 1  # what numpy (and Lightning's seed_everything) accept
 PRECISIONS = (None, 64, 32, 16, "64", "32", "16", "bf16", "64-true", "32-true", "16-mixed", "bf16-mixed")
 PRECISIONS += ("16-true", "bf16-true", "transformer-engine")  # Lightning's
-NONLINEARITIES = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
-                  "sigmoid", "tanh", "relu", "leaky_relu", "selu")  # torch.nn.init.calculate_gain's  # fmt: skip
 POSITIVE_INT = number(1, integer=True)
 FLAG = one_of(True, False)
 PROB = number(0, 1, hi_open=True)

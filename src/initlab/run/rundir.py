@@ -306,9 +306,10 @@ def _first_twice(jobs: list[list[str]], key: Callable[[list[str]], Any]) -> tupl
     """The first two jobs with the same key, or None."""
     seen: dict[Any, list[str]] = {}
     for job in jobs:
-        if key(job) in seen:
-            return seen[key(job)], job
-        seen[key(job)] = job
+        k = key(job)
+        if k in seen:
+            return seen[k], job
+        seen[k] = job
     return None
 
 

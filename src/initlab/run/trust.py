@@ -43,8 +43,9 @@ def _targets(node: Any, where: str) -> Iterator[Offer]:
 
 
 @functools.lru_cache(maxsize=8)
-def _offered_in(config_dir: Path) -> frozenset[Offer]:
-    found: set[Offer] = set()
+def _offers_by_file(config_dir: Path) -> dict[str, frozenset[Offer]]:
+    """What each YAML file of a config dir offers, by its name there ("act/relu", "train")."""
+    found: dict[str, frozenset[Offer]] = {}
     for f in sorted(config_dir.rglob("*.yaml")):
         text = f.read_text()
         try:
@@ -52,13 +53,13 @@ def _offered_in(config_dir: Path) -> frozenset[Offer]:
         except yaml.YAMLError:
             continue  # Hydra refuses such a file when it is chosen; it offers nothing
         group = ".".join(f.parent.relative_to(config_dir).parts)
-        found.update(_targets(data, _package(text, group)))
-    return frozenset(found)
+        found[f.relative_to(config_dir).with_suffix("").as_posix()] = frozenset(_targets(data, _package(text, group)))
+    return found
 
 
 def offered(config_dirs: Iterable[Path], overrides: Iterable[str]) -> set[Offer]:
     """Every (path, _target_) that a YAML file in these config dirs offers, and those the command line names."""
-    found = set().union(*(_offered_in(Path(d).resolve()) for d in config_dirs))
+    found = set().union(*(o for d in config_dirs for o in _offers_by_file(Path(d).resolve()).values()))
     named = parsed.given(overrides)
     found |= {(k.removesuffix("._target_"), str(v)) for k, v in named.items() if k.endswith("._target_")}
     for key, value in named.items():  # `+callbacks.es={_target_: ...EarlyStopping, ...}`: a dict names one too
@@ -85,16 +86,8 @@ def check_targets(cfg: DictConfig, allowed: set[Offer], path: Path) -> None:
 
 def _file_targets(config_dirs: Iterable[Path], group: str, choice: str) -> set[Offer]:
     """The (path, `_target_`)s that the group file <group>/<choice>.yaml offers in the group's node, in any dir."""
-    found: set[Offer] = set()
-    for d in config_dirs:
-        f = Path(d) / group / f"{choice}.yaml"
-        try:
-            text = f.read_text() if f.is_file() else ""
-            data = yaml.safe_load(text) if text else None
-        except (OSError, UnicodeDecodeError, yaml.YAMLError):
-            continue
-        found |= {(w, t) for w, t in _targets(data, _package(text, group)) if w == group or w.startswith(group + ".")}
-    return found
+    files = [_offers_by_file(Path(d).resolve()).get(f"{group}/{choice}", frozenset()) for d in config_dirs]
+    return {(w, t) for offers in files for w, t in offers if w == group or w.startswith(group + ".")}
 
 
 def check_choices(cfg: DictConfig, choices: dict[str, Any], config_dirs: Iterable[Path], overrides: Iterable[str],
